@@ -1,0 +1,1 @@
+"""Learners built from rl_aux parts: PPO (policy) and DQN (value)."""

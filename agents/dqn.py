@@ -1,0 +1,257 @@
+"""DQN (Mnih et al. 2015) with n-step returns, double Q, hard/soft targets and auxiliary heads.
+
+Each iteration steps the vectorised env once (epsilon-greedy), writes the transitions to the
+device-resident replay and, once `learning_starts` env steps are stored, takes
+`gradient_steps` updates every `train_interval` iterations. All of it is one `lax.scan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rl_aux.balance import balanced_grads, make_balancer
+from rl_aux.configs import spec
+from rl_aux.heads.base import AuxHead
+from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.networks.network import NetworkConfig, make_network
+from rl_aux.replay import ReplayState, replay_add, replay_init, replay_sample
+from rl_aux.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """DQN hyperparameters; defaults are PureJaxRL's CartPole-v1 DQN config."""
+
+    num_envs: int = spec(10, ge=1)
+    buffer_size: int = spec(10_000, ge=1)  # transitions (rows x num_envs)
+    batch_size: int = spec(128, ge=1)
+    learning_starts: int = spec(10_000, ge=0)  # env steps before the first update
+    train_interval: int = spec(1, ge=1)  # iterations (vector steps) between updates
+    gradient_steps: int = spec(1, ge=1)
+    gamma: float = spec(0.99, ge=0.0, le=1.0)
+    n_step: int = spec(1, ge=1)
+    double_q: bool = False
+    target_update_interval: int = spec(500, ge=1)  # env steps between target updates
+    tau: float = spec(1.0, gt=0.0, le=1.0)  # 1.0 = hard copy; < 1 = Polyak step per update
+    eps_start: float = spec(1.0, ge=0.0, le=1.0)
+    eps_finish: float = spec(0.05, ge=0.0, le=1.0)
+    eps_anneal_steps: int = spec(250_000, ge=0)  # env steps
+    lr: float = spec(2.5e-4, gt=0.0)
+    anneal_lr: bool = False
+    adam_eps: float = spec(1e-8, gt=0.0)
+    max_grad_norm: float = spec(10.0, gt=0.0)
+    loss: str = spec("mse", choices=("mse", "huber"))
+    balancer: str = spec("weighted_sum", choices=("weighted_sum", "bloop"))
+    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
+    network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
+
+
+@struct.dataclass
+class DQNState:
+    params: Any
+    target_params: Any  # the DQN target network (full params tree)
+    aux_target: Any  # EMA copy for heads that need one, else None
+    opt_state: Any
+    bal_state: Any
+    replay: ReplayState
+    env_state: Any
+    obs: chex.Array
+    key: chex.PRNGKey
+    update: chex.Array  # iterations done
+    grad_steps: chex.Array
+    hparams: dict
+
+
+def _make_optimizer(learning_rate, max_grad_norm, eps):
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+
+
+def _set_lr(opt_state, lr):
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+
+
+class DQN:
+    kind = "q"
+
+    def __init__(self, cfg: DQNConfig, env, heads: list[AuxHead], total_updates: int):
+        if cfg.network.core != "none":
+            raise ValueError(
+                "agent.network.core must be 'none' for DQN (recurrent DQN is not built)"
+            )
+        if cfg.buffer_size < cfg.num_envs * (cfg.n_step + 1):
+            raise ValueError(
+                f"agent.buffer_size={cfg.buffer_size} is too small for num_envs x n_step"
+            )
+        self.cfg = cfg
+        self.env = env
+        self.spec = env.spec
+        self.suite = HeadSuite(heads)
+        self.total_updates = total_updates
+        self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
+        self.recurrent = False
+        self.balancer = make_balancer(
+            cfg.balancer, **({"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {})
+        )
+        self.tx = optax.inject_hyperparams(_make_optimizer, static_args=("max_grad_norm", "eps"))(
+            learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps
+        )
+        self.rows = cfg.buffer_size // cfg.num_envs
+
+    def default_hparams(self) -> dict:
+        return {"lr": self.cfg.lr, "aux_weights": {h.name: h.cfg.weight for h in self.suite.heads}}
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.cfg.num_envs
+
+    def init(self, key, hparams) -> DQNState:
+        cfg = self.cfg
+        k_env, k_net, k_head, key = jax.random.split(key, 4)
+        env_state, ts = self.env.reset(k_env)
+        net_params = self.net.init(k_net, ts.obs)
+        params = {"net": net_params, "heads": {}}
+        example = Transition(
+            ts.obs,
+            jnp.zeros(cfg.num_envs, jnp.int32),
+            ts.reward,
+            ts.terminated,
+            ts.truncated,
+            ts.obs,
+        )
+        if self.suite:
+            out, _ = self.net.apply(net_params, ts.obs)
+            fn = lambda p, which: self.net.apply(p, ts.obs)[0]
+            inp = self.suite.inputs(params, params, example, out, fn, self.spec.num_actions)
+            params["heads"] = self.suite.init(k_head, inp)
+        opt_state = _set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        return DQNState(
+            params=params,
+            target_params=params,
+            aux_target=params if self.suite.needs_target else None,
+            opt_state=opt_state,
+            bal_state=self.balancer.tx.init(params),
+            replay=replay_init(example, self.rows),
+            env_state=env_state,
+            obs=ts.obs,
+            key=key,
+            update=jnp.zeros((), jnp.int32),
+            grad_steps=jnp.zeros((), jnp.int32),
+            hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+        )
+
+    def epsilon(self, env_steps):
+        cfg = self.cfg
+        frac = jnp.clip(env_steps / max(cfg.eps_anneal_steps, 1), 0.0, 1.0)
+        return cfg.eps_start + frac * (cfg.eps_finish - cfg.eps_start)
+
+    def act(self, params, obs, carry, first, key, greedy: bool = False, epsilon=0.0):
+        """Epsilon-greedy on Q; `epsilon` is explicit (the training schedule passes its own)."""
+        out, _ = self.net.apply(params["net"], obs)
+        q = out["q"]
+        k1, k2 = jax.random.split(key)
+        a = jnp.argmax(q, -1)
+        rand = jax.random.randint(k1, a.shape, 0, q.shape[-1])
+        return jnp.where(jax.random.uniform(k2, a.shape) < epsilon, rand, a), carry, out
+
+    def _losses(self, params, target_params, aux_target, tr, discount, hparams, key):
+        cfg = self.cfg
+        out, _ = self.net.apply(params["net"], tr.obs)
+        q = jnp.take_along_axis(out["q"], tr.action[:, None], -1)[:, 0]
+        q_next_t = self.net.apply(target_params["net"], tr.next_obs)[0]["q"]
+        if cfg.double_q:
+            a_star = jnp.argmax(self.net.apply(params["net"], tr.next_obs)[0]["q"], -1)
+            v_next = jnp.take_along_axis(q_next_t, a_star[:, None], -1)[:, 0]
+        else:
+            v_next = q_next_t.max(-1)
+        y = jax.lax.stop_gradient(tr.reward + discount * v_next)
+        err = q - y
+        td = optax.huber_loss(err) if cfg.loss == "huber" else 0.5 * err**2
+        main = td.mean()
+        metrics = {"losses/td": main, "losses/q_mean": q.mean()}
+        aux = jnp.zeros(())
+        if self.suite:
+            fn = lambda p, which: self.net.apply(p, tr.obs if which == "obs" else tr.next_obs)[0]
+            inp = self.suite.inputs(params, aux_target, tr, out, fn, self.spec.num_actions)
+            aux, m = self.suite.loss(params, aux_target, inp, hparams["aux_weights"], key)
+            metrics.update(m)
+        return (main, aux), metrics
+
+    def _learn(self, state: DQNState):
+        cfg = self.cfg
+
+        def one(c, _):
+            params, aux_target, opt_state, bal_state, key = c
+            key, k_s, k_l = jax.random.split(key, 3)
+            tr, discount = replay_sample(state.replay, k_s, cfg.batch_size, cfg.n_step, cfg.gamma)
+            fn = lambda p: self._losses(
+                p, state.target_params, aux_target, tr, discount, state.hparams, k_l
+            )
+            grads, bal_state, m = balanced_grads(fn, params, self.balancer, bal_state)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            if aux_target is not None:
+                aux_target = ema_update(aux_target, params, self.suite.target_tau)
+            m["losses/grad_norm"] = optax.global_norm(grads)
+            return (params, aux_target, opt_state, bal_state, key), m
+
+        key, k = jax.random.split(state.key)
+        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
+        opt_state = _set_lr(state.opt_state, state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0))
+        c0 = (state.params, state.aux_target, opt_state, state.bal_state, k)
+        (params, aux_target, opt_state, bal_state, _), m = jax.lax.scan(
+            one, c0, None, cfg.gradient_steps
+        )
+        state = state.replace(
+            params=params,
+            aux_target=aux_target,
+            opt_state=opt_state,
+            bal_state=bal_state,
+            key=key,
+            grad_steps=state.grad_steps + cfg.gradient_steps,
+        )
+        return state, jax.tree.map(jnp.mean, m)
+
+    def _update(self, state: DQNState, _):
+        cfg = self.cfg
+        key, k_act, k_env = jax.random.split(state.key, 3)
+        env_steps = state.update * cfg.num_envs
+        eps = self.epsilon(env_steps)
+        action, _, _ = self.act(state.params, state.obs, None, None, k_act, epsilon=eps)
+        env_state, ts = self.env.step(state.env_state, action, k_env)
+        tr = Transition(
+            state.obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"]
+        )
+        state = state.replace(
+            replay=replay_add(state.replay, tr),
+            env_state=env_state,
+            obs=ts.obs,
+            key=key,
+            update=state.update + 1,
+        )
+        env_steps = state.update * cfg.num_envs
+        learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
+        _, m_shape = jax.eval_shape(self._learn, state)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), m_shape)
+        state, m = jax.lax.cond(learn, self._learn, lambda s: (s, zeros), state)
+        # target network: every target_update_interval env steps (hard copy when tau = 1)
+        sync = (env_steps % cfg.target_update_interval) < cfg.num_envs
+        new_target = optax.incremental_update(state.params, state.target_params, cfg.tau)
+        target = jax.tree.map(lambda n, o: jnp.where(sync, n, o), new_target, state.target_params)
+        state = state.replace(target_params=target)
+        done = ts.done.astype(jnp.float32)
+        m["episodes"] = done.sum()
+        m["episode_return_sum"] = (ts.extras["episode_return"] * done).sum()
+        m["episode_length_sum"] = (ts.extras["episode_length"] * done).sum()
+        m["epsilon"] = eps
+        m["lr"] = state.opt_state.hyperparams["learning_rate"]
+        return state, m
+
+    def train_chunk(self, state: DQNState, num_updates: int):
+        return jax.lax.scan(self._update, state, None, num_updates)

@@ -1,0 +1,357 @@
+"""PPO (Schulman et al. 2017) with auxiliary heads, feed-forward or recurrent, fully jittable.
+
+`PPO.train_chunk` runs `n` updates (rollout of num_steps x num_envs, GAE, epochs x minibatches)
+inside one `lax.scan`; the trainer vmaps it over seeds and hyperparameter grid points.
+Recurrent networks use truncated BPTT over the rollout (no burn-in), minibatching over envs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rl_aux.balance import balanced_grads, make_balancer
+from rl_aux.configs import spec
+from rl_aux.heads.base import AuxHead
+from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry
+from rl_aux.rl_math import gae
+from rl_aux.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters; defaults are PureJaxRL's CartPole-v1 config (Lu et al. 2022)."""
+
+    num_envs: int = spec(4, ge=1)
+    num_steps: int = spec(128, ge=1)
+    update_epochs: int = spec(4, ge=1)
+    num_minibatches: int = spec(4, ge=1)
+    gamma: float = spec(0.99, ge=0.0, le=1.0)
+    gae_lambda: float = spec(0.95, ge=0.0, le=1.0)
+    clip_eps: float = spec(0.2, gt=0.0)
+    ent_coef: float = spec(0.01, ge=0.0)
+    vf_coef: float = spec(0.5, ge=0.0)
+    max_grad_norm: float = spec(0.5, gt=0.0)
+    lr: float = spec(2.5e-4, gt=0.0)
+    anneal_lr: bool = True
+    adam_eps: float = spec(1e-5, gt=0.0)
+    clip_value_loss: bool = True
+    bootstrap_truncation: bool = True  # V(final obs) at time-limit ends (False: treat as terminal)
+    normalize_advantages: bool = True
+    balancer: str = spec("weighted_sum", choices=("weighted_sum", "bloop"))
+    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
+    network: NetworkConfig = NetworkConfig(separate_critic=True)
+
+
+@struct.dataclass
+class PPOState:
+    params: Any  # {"net": ..., "heads": {...}}
+    target: Any  # EMA copy of params for heads that need a target, else None
+    opt_state: Any
+    bal_state: Any
+    env_state: Any
+    obs: chex.Array
+    first: chex.Array  # [N] obs is the first of its episode (resets the recurrent core)
+    carry: Any
+    key: chex.PRNGKey
+    update: chex.Array  # number of updates done
+    hparams: dict  # vmappable floats: lr, aux weights
+
+
+def _make_optimizer(learning_rate, max_grad_norm, eps):
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
+
+
+def _set_lr(opt_state, lr):
+    """A copy of an inject_hyperparams state with a new learning rate (traced or not)."""
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+
+
+class PPO:
+    kind = "actor_critic"
+
+    def __init__(self, cfg: PPOConfig, env, heads: list[AuxHead], total_updates: int):
+        self.cfg = cfg
+        self.env = env
+        self.spec = env.spec
+        self.suite = HeadSuite(heads)
+        self.total_updates = total_updates
+        self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
+        self.recurrent = cfg.network.core != "none"
+        self.balancer = make_balancer(
+            cfg.balancer, **({"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {})
+        )
+        self.tx = optax.inject_hyperparams(_make_optimizer, static_args=("max_grad_norm", "eps"))(
+            learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps
+        )
+        batch = cfg.num_envs * cfg.num_steps
+        split = cfg.num_envs if self.recurrent else batch
+        if split % cfg.num_minibatches:
+            what = "num_envs" if self.recurrent else "num_envs * num_steps"
+            raise ValueError(
+                f"agent.num_minibatches={cfg.num_minibatches} must divide {what}={split}"
+            )
+
+    # ------------------------------------------------------------------ hyperparameters
+    def default_hparams(self) -> dict:
+        return {"lr": self.cfg.lr, "aux_weights": {h.name: h.cfg.weight for h in self.suite.heads}}
+
+    # ------------------------------------------------------------------ init
+    def init(self, key: chex.PRNGKey, hparams: dict) -> PPOState:
+        cfg = self.cfg
+        k_env, k_net, k_head, key = jax.random.split(key, 4)
+        env_state, ts = self.env.reset(k_env)
+        carry = network_initial_carry(cfg.network, cfg.num_envs)
+        first = jnp.ones(cfg.num_envs, bool)
+        net_params = self.net.init(k_net, ts.obs, carry, first)
+        params = {"net": net_params, "heads": {}}
+        if self.suite:
+            out, _ = self.net.apply(net_params, ts.obs, carry, first)
+            tr = Transition(
+                ts.obs,
+                jnp.zeros(cfg.num_envs, jnp.int32),
+                ts.reward,
+                ts.terminated,
+                ts.truncated,
+                ts.obs,
+            )
+            fn = lambda p, which: self.net.apply(p, ts.obs, carry, first)[0]
+            inp = self.suite.inputs(params, params, tr, out, fn, self.spec.num_actions)
+            params["heads"] = self.suite.init(k_head, inp)
+        opt_state = _set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        return PPOState(
+            params=params,
+            target=params if self.suite.needs_target else None,
+            opt_state=opt_state,
+            bal_state=self.balancer.tx.init(params),
+            env_state=env_state,
+            obs=ts.obs,
+            first=first,
+            carry=carry,
+            key=key,
+            update=jnp.zeros((), jnp.int32),
+            hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+        )
+
+    # ------------------------------------------------------------------ acting
+    def act(self, params, obs, carry, first, key, greedy: bool = False, epsilon: float = 0.0):
+        """Sample an action (or the mode when greedy, with epsilon-random actions)."""
+        out, carry = self.net.apply(params["net"], obs, carry, first)
+        logits = out["logits"]
+        if greedy:
+            k1, k2 = jax.random.split(key)
+            a = jnp.argmax(logits, -1)
+            rand = jax.random.randint(k1, a.shape, 0, logits.shape[-1])
+            a = jnp.where(jax.random.uniform(k2, a.shape) < epsilon, rand, a)
+        else:
+            a = jax.random.categorical(key, logits)
+        return a, carry, out
+
+    # ------------------------------------------------------------------ one update
+    def _rollout(self, state: PPOState):
+        cfg = self.cfg
+
+        def step(c, _):
+            env_state, obs, first, carry, key = c
+            key, k_act, k_env = jax.random.split(key, 3)
+            carry_in = carry
+            action, carry, out = self.act(state.params, obs, carry, first, k_act)
+            logp = jax.nn.log_softmax(out["logits"])[jnp.arange(cfg.num_envs), action]
+            env_state, ts = self.env.step(env_state, action, k_env)
+            next_obs = ts.extras["next_obs"]
+            next_value = jnp.zeros_like(out["value"])
+            if self.recurrent and cfg.bootstrap_truncation:  # V(true next obs | history)
+                nout, _ = self.net.apply(
+                    state.params["net"], next_obs, carry, jnp.zeros_like(first)
+                )
+                next_value = nout["value"]
+            rec = dict(
+                tr=Transition(obs, action, ts.reward, ts.terminated, ts.truncated, next_obs),
+                first=first,
+                carry_in=carry_in,
+                logp=logp,
+                value=out["value"],
+                next_value=next_value,
+                ep_return=ts.extras["episode_return"],
+                ep_length=ts.extras["episode_length"],
+            )
+            return (env_state, ts.obs, ts.done, carry, key), rec
+
+        init = (state.env_state, state.obs, state.first, state.carry, state.key)
+        (env_state, obs, first, carry, key), traj = jax.lax.scan(step, init, None, cfg.num_steps)
+        return state.replace(env_state=env_state, obs=obs, first=first, carry=carry, key=key), traj
+
+    def _next_values(self, state_before: PPOState, state_after: PPOState, traj) -> jax.Array:
+        cfg = self.cfg
+        tr = traj["tr"]
+        if self.recurrent:
+            if cfg.bootstrap_truncation:
+                return traj["next_value"]
+            last, _ = self.net.apply(
+                state_after.params["net"], state_after.obs, state_after.carry, state_after.first
+            )
+            return jnp.concatenate([traj["value"][1:], last["value"][None]], 0)
+        if cfg.bootstrap_truncation:
+            out, _ = self.net.apply(state_before.params["net"], tr.next_obs)
+            return out["value"]
+        last, _ = self.net.apply(state_after.params["net"], state_after.obs)
+        return jnp.concatenate([traj["value"][1:], last["value"][None]], 0)
+
+    def _losses(self, params, target, mb, hparams, key):
+        """((main, weighted aux), metrics) on a minibatch: [B] samples or [T, B] sequences."""
+        cfg = self.cfg
+        tr: Transition = mb["tr"]
+        if self.recurrent:
+
+            def seq_step(carry, x):
+                obs, first = x
+                out, carry_out = self.net.apply(params["net"], obs, carry, first)
+                return carry_out, (out, carry_out)
+
+            _, (out, carries) = jax.lax.scan(seq_step, mb["carry0"], (tr.obs, mb["first"]))
+
+            def feats_fn(p, which):
+                obs = tr.obs if which == "obs" else tr.next_obs
+                cs = carries if which == "next_obs" else mb["carry_in"]
+                firsts = jnp.zeros_like(mb["first"]) if which == "next_obs" else mb["first"]
+                return jax.vmap(lambda o, c, f: self.net.apply(p, o, c, f)[0])(obs, cs, firsts)
+        else:
+            out, _ = self.net.apply(params["net"], tr.obs)
+            feats_fn = lambda p, which: self.net.apply(
+                p, tr.obs if which == "obs" else tr.next_obs
+            )[0]
+
+        logp_all = jax.nn.log_softmax(out["logits"])
+        logp = jnp.take_along_axis(logp_all, tr.action[..., None], -1)[..., 0]
+        entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1).mean()
+        adv = mb["adv"]
+        if cfg.normalize_advantages:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        ratio = jnp.exp(logp - mb["logp"])
+        pg = -jnp.minimum(
+            ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv
+        ).mean()
+        v = out["value"]
+        if cfg.clip_value_loss:
+            v_clip = mb["value"] + jnp.clip(v - mb["value"], -cfg.clip_eps, cfg.clip_eps)
+            v_loss = 0.5 * jnp.maximum((v - mb["ret"]) ** 2, (v_clip - mb["ret"]) ** 2).mean()
+        else:
+            v_loss = 0.5 * ((v - mb["ret"]) ** 2).mean()
+        main = pg + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+        metrics = {
+            "losses/policy": pg,
+            "losses/value": v_loss,
+            "losses/entropy": entropy,
+            "losses/approx_kl": ((ratio - 1) - jnp.log(ratio)).mean(),
+            "losses/clipfrac": (jnp.abs(ratio - 1) > cfg.clip_eps).mean(),
+        }
+        aux = jnp.zeros(())
+        if self.suite:
+            inp = self.suite.inputs(params, target, tr, out, feats_fn, self.spec.num_actions)
+            aux, m = self.suite.loss(params, target, inp, hparams["aux_weights"], key)
+            metrics.update(m)
+        return (main, aux), metrics
+
+    def _update(self, state: PPOState, _):
+        cfg = self.cfg
+        before = state
+        state, traj = self._rollout(state)
+        tr: Transition = traj["tr"]
+        next_value = self._next_values(before, state, traj)
+        terminated = tr.terminated if cfg.bootstrap_truncation else tr.done
+        adv, ret = gae(
+            tr.reward, traj["value"], next_value, terminated, tr.done, cfg.gamma, cfg.gae_lambda
+        )
+        data = dict(
+            tr=tr,
+            first=traj["first"],
+            logp=traj["logp"],
+            value=traj["value"],
+            adv=adv,
+            ret=ret,
+            carry_in=traj["carry_in"],
+        )
+        if self.recurrent:  # initial carry of each env's sequence
+            data["carry0"] = jax.tree.map(lambda c: c[0], traj["carry_in"])
+
+        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
+        lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
+        opt_state = _set_lr(state.opt_state, lr)
+
+        def epoch(c, _):
+            params, target, opt_state, bal_state, key = c
+            key, k_perm, k_loss = jax.random.split(key, 3)
+            mbs = self._minibatches(data, k_perm)
+
+            def mb_step(c, mb):
+                params, target, opt_state, bal_state, k = c
+                k, k_l = jax.random.split(k)
+                fn = lambda p: self._losses(p, target, mb, state.hparams, k_l)
+                grads, bal_state, m = balanced_grads(fn, params, self.balancer, bal_state)
+                updates, opt_state = self.tx.update(grads, opt_state, params)
+                params = optax.apply_updates(params, updates)
+                if target is not None:
+                    target = ema_update(target, params, self.suite.target_tau)
+                m["losses/grad_norm"] = optax.global_norm(grads)
+                return (params, target, opt_state, bal_state, k), m
+
+            c2, m = jax.lax.scan(mb_step, (params, target, opt_state, bal_state, k_loss), mbs)
+            return (*c2[:4], key), m
+
+        key, k_epochs = jax.random.split(state.key)
+        carry0 = (state.params, state.target, opt_state, state.bal_state, k_epochs)
+        (params, target, opt_state, bal_state, _), m = jax.lax.scan(
+            epoch, carry0, None, cfg.update_epochs
+        )
+        metrics = jax.tree.map(jnp.mean, m)
+        done = tr.done.astype(jnp.float32)
+        metrics["episodes"] = done.sum()
+        metrics["episode_return_sum"] = (traj["ep_return"] * done).sum()
+        metrics["episode_length_sum"] = (traj["ep_length"] * done).sum()
+        metrics["lr"] = lr
+        state = state.replace(
+            params=params,
+            target=target,
+            opt_state=opt_state,
+            bal_state=bal_state,
+            key=key,
+            update=state.update + 1,
+        )
+        return state, metrics
+
+    def _minibatches(self, data, key):
+        cfg = self.cfg
+        n = cfg.num_minibatches
+        if self.recurrent:  # shuffle envs, keep sequences: [T, N] -> [n, T, N/n]
+            perm = jax.random.permutation(key, cfg.num_envs)
+
+            def split(x, axis):
+                x = jnp.take(x, perm, axis=axis)
+                x = jnp.moveaxis(x, axis, 0)
+                x = x.reshape((n, -1) + x.shape[1:])
+                return jnp.moveaxis(x, 1, axis + 1)
+
+            seq = {k: v for k, v in data.items() if k != "carry0"}
+            out = jax.tree.map(lambda x: split(x, 1), seq)
+            out["carry0"] = jax.tree.map(lambda x: split(x, 0), data["carry0"])
+            return out
+        size = cfg.num_envs * cfg.num_steps
+        perm = jax.random.permutation(key, size)
+        flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), data)
+        return jax.tree.map(lambda x: jnp.take(x, perm, 0).reshape((n, -1) + x.shape[1:]), flat)
+
+    # ------------------------------------------------------------------ public
+    def train_chunk(self, state: PPOState, num_updates: int):
+        """`num_updates` PPO updates; metrics stacked over updates."""
+        return jax.lax.scan(self._update, state, None, num_updates)
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.cfg.num_envs * self.cfg.num_steps

@@ -1,0 +1,25 @@
+"""Env names -> batched envs. `gymnax/<name>` for gymnax tasks; other families register here."""
+
+from __future__ import annotations
+
+import difflib
+
+from envs.core import JaxVecEnv, VecEnv
+from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
+
+
+def registered_envs() -> list[str]:
+    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
+
+
+def make_env(name: str, num_envs: int) -> VecEnv:
+    """Build the batched env `name` (e.g. 'gymnax/CartPole-v1') with `num_envs` copies."""
+    family, _, task = name.partition("/")
+    if family == "gymnax" and task in GYMNAX_DISCRETE:
+        return JaxVecEnv(GymnaxEnv(task), num_envs)
+    close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ValueError(
+        f"env.name={name!r} is not a registered environment.{hint} "
+        f"Accepted: {', '.join(registered_envs())}."
+    )

@@ -1,0 +1,1 @@
+"""Experiment entry points: configs, `rl-aux train`, `rl-aux plot`, `rl-aux bench`."""

@@ -1,0 +1,63 @@
+"""`rl-aux` command line: train, plot, bench. Bad input exits with code 2 and a clear message."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: rl-aux {train,plot,bench} ...
+
+  rl-aux train [hydra overrides...]   e.g. rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4
+  rl-aux plot RUN_DIR... --out DIR    learning curves + IQM table from logged runs
+  rl-aux bench --suite core [--json FILE]   env steps/s, side by side with the raw env
+"""
+
+
+def train_main(argv: list[str]) -> int:
+    from experiments.config import ConfigError, load_config
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(
+            USAGE + "\nOverrides: agent=ppo|dqn, env=gymnax/<task>, head=[a,b], "
+            "experiment=<name>, num_seeds, total_timesteps, seed, run_dir, resume, "
+            "grid.lr=[...], logger.wandb.mode=offline, ..."
+        )
+        return 0
+    try:
+        cfg = load_config(argv)
+    except ConfigError as e:
+        print(f"rl-aux train: config error: {e}", file=sys.stderr)
+        return 2
+    from experiments.train import run_experiment
+
+    try:
+        run_experiment(cfg, argv)
+    except FileExistsError as e:
+        print(f"rl-aux train: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "train":
+        return train_main(rest)
+    if cmd == "plot":
+        from experiments import plot
+
+        return plot.main(rest)
+    if cmd == "bench":
+        from experiments import bench
+
+        return bench.main(rest)
+    print(
+        f"rl-aux: unknown command {cmd!r}; accepted: train, plot, bench\n\n{USAGE}", file=sys.stderr
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

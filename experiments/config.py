@@ -1,0 +1,316 @@
+"""`rl-aux` configs: hydra config groups over typed dataclasses, validated before any compile.
+
+Groups: `agent/` and `head/` are generated from the learners' and the registered heads'
+dataclasses (a head registered anywhere is selectable as `head=<name>`, or several as
+`head=[a,b]`); `env/` and `experiment/` are yaml files under experiments/configs/.
+`load_config(overrides)` returns a validated `TrainConfig` or raises `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from typing import Any
+
+from rl_aux.configs import ConfigError, check_value, from_dict, spec, to_dict
+from rl_aux.heads.base import HeadConfig, head_class, registered_heads
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def agent_classes() -> dict[str, tuple[type, type]]:
+    """name -> (agent class, config dataclass)."""
+    from agents.dqn import DQN, DQNConfig
+    from agents.ppo import PPO, PPOConfig
+
+    return {"ppo": (PPO, PPOConfig), "dqn": (DQN, DQNConfig)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    name: str = "gymnax/CartPole-v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Greedy evaluation episodes on fresh envs, with an explicit epsilon."""
+
+    every: int = spec(0, ge=0)  # env steps between evaluations; 0 = total_timesteps / 10
+    episodes: int = spec(16, ge=1)
+    epsilon: float = spec(0.0, ge=0.0, le=1.0)
+    max_steps: int = spec(0, ge=0)  # 0 = the env's own episode limit
+
+
+@dataclasses.dataclass(frozen=True)
+class WandbConfig:
+    mode: str = spec("disabled", choices=("disabled", "offline", "online"))
+    project: str = "rl-aux"
+    entity: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggerConfig:
+    log_interval: int = spec(0, ge=0)  # env steps between metric rows; 0 = total / 100
+    progress: bool = True
+    wandb: WandbConfig = WandbConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = spec(0, ge=0)  # env steps between checkpoints; 0 = total_timesteps / 10
+    keep: int = spec(2, ge=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    agent: Any  # PPOConfig | DQNConfig, chosen by agent_name
+    agent_name: str
+    env: EnvConfig
+    heads: dict  # name -> HeadConfig subclass instance
+    experiment: str = "default"
+    label: str = ""
+    num_seeds: int = spec(1, ge=1)
+    seed: int = spec(0, ge=0)
+    total_timesteps: int = spec(500_000, ge=1)
+    run_dir: str = ""
+    resume: bool = False
+    grid: dict = dataclasses.field(default_factory=dict)  # hparam -> list of floats (vmapped)
+    eval: EvalConfig = EvalConfig()
+    logger: LoggerConfig = LoggerConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    variants: dict = dataclasses.field(default_factory=dict)  # label -> list of overrides
+    plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
+
+    def to_yaml_dict(self) -> dict:
+        d = to_dict(self)
+        d["agent"] = {"name": self.agent_name, **to_dict(self.agent)}
+        d.pop("agent_name")
+        return d
+
+
+_TOP_LEVEL = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "agent_name"]
+
+
+def _register_generated_groups() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for name, (_, cfg_cls) in agent_classes().items():
+        cs.store(group="agent", name=name, node={"name": name, **to_dict(cfg_cls())})
+    for name in registered_heads():
+        node = to_dict(head_class(name).Config())
+        cs.store(group="head", name=name, node=node, package=f"heads.{name}")
+
+
+def compose(overrides: list[str]) -> dict:
+    """Hydra-compose experiments/configs/config.yaml with `overrides`; plain dict out."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    _register_generated_groups()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            cfg = hydra_compose("config", overrides=[_force_grid(o) for o in overrides])
+            return OmegaConf.to_container(cfg, resolve=True)
+    except MissingConfigException as e:
+        raise ConfigError(_missing_option_message(str(e))) from None
+    except ConfigCompositionException as e:
+        raise ConfigError(_override_message(str(e), overrides)) from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _force_grid(override: str) -> str:
+    """`grid.<hp>=[...]` adds a new grid axis: hydra needs `++` to add keys to a dict."""
+    return "++" + override if override.startswith("grid.") else override
+
+
+def _missing_option_message(msg: str) -> str:
+    m = re.search(r"Could not find '([^']+)'", msg)
+    opts = re.search(r"Available options in '([^']+)':\n((?:\t[^\n]*\n?)*)", msg)
+    if not m:
+        return msg.strip()
+    missing = m.group(1)
+    group, _, option = missing.rpartition("/")
+    choices = opts.group(2).split() if opts else []
+    if group.startswith("env"):
+        from envs import registered_envs
+
+        choices = registered_envs()
+        option = missing.partition("/")[2]
+        group = "env"
+    close = difflib.get_close_matches(option, choices, n=5, cutoff=0.4)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    return f"{group}={option} is not a known option.{hint} Accepted: {', '.join(choices)}"
+
+
+def _override_message(msg: str, overrides: list[str]) -> str:
+    m = re.search(r"Could not override '([^']+)'", msg)
+    if not m:
+        return msg.strip().splitlines()[0]
+    path = m.group(1)
+    parent, _, key = path.rpartition(".")
+    accepted = _accepted_keys(parent, overrides)
+    close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    if parent.startswith("heads") and parent.count(".") == 1:
+        name = parent.split(".")[1]
+        if name not in [o for o in _selected_heads(overrides)]:
+            return (
+                f"{path}: head {name!r} is not selected; select it with head={name} "
+                f"(or head=[a,b]). Registered heads: {', '.join(registered_heads())}"
+            )
+    if parent == "heads":
+        return (
+            f"{path}: heads are selected with head={key} (or head=[a,b]), then set with "
+            f"heads.{key}.<field>=... Registered heads: {', '.join(registered_heads())}"
+        )
+    return f"{path} is not a known key.{hint} Accepted keys: {', '.join(accepted)}"
+
+
+def _selected_heads(overrides: list[str]) -> list[str]:
+    for o in overrides:
+        if o.startswith("head="):
+            return [h.strip() for h in o.split("=", 1)[1].strip("[]").split(",") if h.strip()]
+    return []
+
+
+def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
+    if parent == "":
+        return _TOP_LEVEL
+    head = parent.split(".")[0]
+    if head == "agent":
+        name = next((o.split("=", 1)[1] for o in overrides if o.startswith("agent=")), "ppo")
+        cls = agent_classes().get(name, (None, None))[1]
+        node = cls() if cls else None
+        for part in parent.split(".")[1:]:
+            node = getattr(node, part, None)
+        return ["name", *[f.name for f in dataclasses.fields(node)]] if node else []
+    if head == "heads" and parent.count(".") == 1:
+        return [f.name for f in dataclasses.fields(head_class(parent.split(".")[1]).Config)]
+    sub = {
+        "eval": EvalConfig,
+        "logger": LoggerConfig,
+        "checkpoint": CheckpointConfig,
+        "logger.wandb": WandbConfig,
+        "env": EnvConfig,
+    }.get(parent)
+    return [f.name for f in dataclasses.fields(sub)] if sub else []
+
+
+def build(raw: dict) -> TrainConfig:
+    """Validate a composed dict into a TrainConfig; raises ConfigError naming the field."""
+    raw = dict(raw)
+    unknown = set(raw) - set(_TOP_LEVEL)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{key} is not a known key. Accepted keys: {', '.join(_TOP_LEVEL)}")
+    agents = agent_classes()
+    agent_raw = dict(raw.pop("agent", {"name": "ppo"}))
+    agent_name = agent_raw.pop("name", "ppo")
+    if agent_name not in agents:
+        raise ConfigError(
+            f"agent={agent_name} is not a known option. Accepted: {', '.join(agents)}"
+        )
+    agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
+    env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")
+    from envs import registered_envs
+
+    if env_cfg.name not in registered_envs():
+        close = difflib.get_close_matches(env_cfg.name, registered_envs(), n=5, cutoff=0.4)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ConfigError(
+            f"env.name={env_cfg.name!r} is not a registered environment.{hint} "
+            f"Accepted: {', '.join(registered_envs())}"
+        )
+    heads = {}
+    for name, hraw in (raw.pop("heads", None) or {}).items():
+        try:
+            cls = head_class(name)
+        except KeyError as e:
+            raise ConfigError(f"heads.{name}: {e.args[0]}") from None
+        heads[name] = from_dict(cls.Config, hraw or {}, f"heads.{name}")
+    grid = _flatten(raw.pop("grid", None) or {})
+    _check_grid(grid, heads)
+    cfg = _build_top(raw, grid)
+    cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
+    if not cfg.label:
+        cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
+    if not cfg.run_dir:
+        cfg = dataclasses.replace(cfg, run_dir=os.path.join("runs", cfg.experiment, cfg.label))
+    return cfg
+
+
+def _build_top(raw: dict, grid: dict) -> TrainConfig:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    simple = {k: v for k, v in raw.items() if k not in ("eval", "logger", "checkpoint")}
+    tmp = from_dict(_TopLevel, {k: v for k, v in simple.items() if k in _TOP_FIELDS})
+    return TrainConfig(
+        agent=None,
+        agent_name="",
+        env=EnvConfig(),
+        heads={},
+        grid=grid,
+        eval=from_dict(EvalConfig, raw.get("eval") or {}, "eval"),
+        logger=from_dict(LoggerConfig, raw.get("logger") or {}, "logger"),
+        checkpoint=from_dict(CheckpointConfig, raw.get("checkpoint") or {}, "checkpoint"),
+        **{k: getattr(tmp, k) for k in _TOP_FIELDS if k in fields},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _TopLevel:
+    experiment: str = "default"
+    label: str = ""
+    num_seeds: int = spec(1, ge=1)
+    seed: int = spec(0, ge=0)
+    total_timesteps: int = spec(500_000, ge=1)
+    run_dir: str = ""
+    resume: bool = False
+    variants: dict = dataclasses.field(default_factory=dict)
+    plot: bool = False
+
+
+_TOP_FIELDS = [f.name for f in dataclasses.fields(_TopLevel)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """{'a': {'weight': [..]}} -> {'a.weight': [..]} (hydra nests dotted keys)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _check_grid(grid: dict, heads: dict) -> None:
+    """Grid axes: `lr` and `<head>.weight`; each a non-empty list of numbers."""
+    accepted = ["lr", *[f"{h}.weight" for h in heads]]
+    for key, values in grid.items():
+        if key not in accepted:
+            raise ConfigError(
+                f"grid.{key} is not a vmappable hyperparameter. Accepted: {', '.join(accepted)}"
+            )
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{key}={values!r} must be a non-empty list of numbers")
+        meta = {"gt": 0.0} if key == "lr" else {"ge": 0.0}
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"grid.{key} holds {v!r}; accepted: numbers")
+            check_value(f"grid.{key}", v, meta)
+
+
+def load_config(overrides: list[str]) -> TrainConfig:
+    return build(compose(overrides))
+
+
+__all__ = ["ConfigError", "HeadConfig", "TrainConfig", "build", "compose", "load_config"]

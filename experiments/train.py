@@ -1,0 +1,335 @@
+"""`rl-aux train`: the host loop around one compiled, vmapped training program.
+
+The program `vmap(agent.train_chunk)` runs `log_interval` env steps for every seed and grid
+point at once; between chunks the host writes metric rows, evaluates, shows progress and
+checkpoints. A resumed run restores the last checkpoint and continues with the same chunks,
+so its metrics equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs import make_env
+from experiments.config import TrainConfig, agent_classes
+from rl_aux.checkpoint import Checkpointer
+from rl_aux.evaluation import evaluate
+from rl_aux.heads.base import head_class
+from rl_aux.logging import RunStore, scrub_secrets
+
+WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
+
+
+def build_agent(cfg: TrainConfig):
+    """The env, heads and agent a config describes (no compilation yet)."""
+    agent_cls, _ = agent_classes()[cfg.agent_name]
+    env = make_env(cfg.env.name, cfg.agent.num_envs)
+    heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
+    agent = agent_cls(cfg.agent, env, heads, total_updates=1)
+    agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
+    return env, agent
+
+
+def grid_points(cfg: TrainConfig, default_hp: dict) -> list[dict]:
+    """Cartesian product of the grid axes, each a full hparams dict."""
+    axes = list(cfg.grid.items())
+    points = []
+    for values in itertools.product(*[v for _, v in axes]) if axes else [()]:
+        hp = {"lr": default_hp["lr"], "aux_weights": dict(default_hp["aux_weights"])}
+        for (key, _), v in zip(axes, values, strict=True):
+            if key == "lr":
+                hp["lr"] = float(v)
+            else:
+                hp["aux_weights"][key.split(".")[0]] = float(v)
+        points.append(hp)
+    return points
+
+
+def _flat_hp(hp: dict) -> dict:
+    return {"hp/lr": hp["lr"], **{f"hp/{k}.weight": w for k, w in hp["aux_weights"].items()}}
+
+
+def _stack(trees: list) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *trees)
+
+
+def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: list[dict]) -> list:
+    """Per (seed, grid point) rows from chunk metrics m[key] of shape [G*S, updates]."""
+    m = {k: np.asarray(v) for k, v in m.items()}
+    eps = m.pop("episodes").sum(1)
+    ret = m.pop("episode_return_sum").sum(1)
+    length = m.pop("episode_length_sum").sum(1)
+    rows = []
+    for i, (seed, grid) in enumerate(zip(seeds, grids, strict=True)):
+        row = {"global_step": step, "seed": seed, "grid": grid, **_flat_hp(hps[grid])}
+        row["charts/episodic_return"] = float(ret[i] / eps[i]) if eps[i] > 0 else math.nan
+        row["charts/episodic_length"] = float(length[i] / eps[i]) if eps[i] > 0 else math.nan
+        row["charts/episodes"] = int(eps[i])
+        for k, v in m.items():
+            name = k if "/" in k else f"charts/{k}"
+            row[name] = float(v[i].mean())
+        rows.append(row)
+    return rows
+
+
+def run(cfg: TrainConfig, quiet: bool = False) -> dict:
+    """Train one configuration (all seeds and grid points) into cfg.run_dir."""
+    env, agent = build_agent(cfg)
+    spu = agent.steps_per_update
+    num_updates = cfg.total_timesteps // spu
+    if num_updates < 1:
+        raise ValueError(
+            f"total_timesteps={cfg.total_timesteps} is less than one update ({spu} steps)"
+        )
+    log_steps = cfg.logger.log_interval or max(cfg.total_timesteps // 100, spu)
+    upc = max(1, min(num_updates, round(log_steps / spu)))  # updates per chunk
+    n_chunks = math.ceil(num_updates / upc)
+    eval_every = cfg.eval.every or max(cfg.total_timesteps // 10, 1)
+    ckpt_every = cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1)
+    eval_env = make_env(cfg.env.name, cfg.eval.episodes)
+    eval_steps = cfg.eval.max_steps or env.spec.max_episode_steps
+
+    hps = grid_points(cfg, agent.default_hparams())
+    seeds = [cfg.seed + s for s in range(cfg.num_seeds)]
+    flat_seeds = [s for _ in hps for s in seeds]
+    flat_grids = [g for g in range(len(hps)) for _ in seeds]
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in flat_seeds])
+    hp_batch = _stack([hps[g] for g in flat_grids])
+
+    store = RunStore(cfg.run_dir, cfg.resume)
+    resolved = scrub_secrets(cfg.to_yaml_dict())
+    store.write_config(resolved)
+    ckpt = Checkpointer(os.path.join(cfg.run_dir, "checkpoints"), cfg.checkpoint.keep)
+    try:
+        t0 = time.time()
+        state = jax.jit(jax.vmap(agent.init))(keys, hp_batch)
+        start_chunk = 0
+        if cfg.resume and ckpt.latest_step() is not None:
+            state, meta = ckpt.restore(ckpt.latest_step(), state)
+            start_chunk = int(meta["chunk"]) + 1
+            _say(
+                quiet,
+                f"resuming {cfg.run_dir} after chunk {meta['chunk']} (step {meta['global_step']})",
+            )
+        done_steps = min(start_chunk * upc, num_updates) * spu
+        store.open_metrics(_columns(agent, state, upc, hps), done_steps if start_chunk else None)
+
+        chunk_fn = jax.jit(jax.vmap(lambda s: agent.train_chunk(s, upc)), donate_argnums=0)
+        compiled = chunk_fn.lower(state).compile()
+        last = num_updates - (n_chunks - 1) * upc
+        compiled_last = compiled
+        if last != upc:
+            compiled_last = (
+                jax.jit(jax.vmap(lambda s: agent.train_chunk(s, last))).lower(state).compile()
+            )
+        eval_fn = jax.jit(
+            jax.vmap(lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps))
+        )
+        eval_fn = eval_fn.lower(state.params, keys).compile()
+        compile_s = time.time() - t0
+        store.write_meta(
+            {
+                "compile_s": compile_s,
+                "num_updates": num_updates,
+                "updates_per_chunk": upc,
+                "steps_per_update": spu,
+            }
+        )
+        store.start_wandb(
+            cfg.logger.wandb.mode,
+            cfg.logger.wandb.project,
+            cfg.logger.wandb.entity,
+            cfg.label,
+            resolved,
+            [(s, g, hps[g]) for s, g in zip(flat_seeds, flat_grids, strict=True)],
+        )
+        _say(
+            quiet,
+            f"[{cfg.label}] {cfg.env.name}: {len(hps)} grid point(s) x {cfg.num_seeds} "
+            f"seed(s), {num_updates} updates of {spu} steps; compiled in {compile_s:.1f}s",
+        )
+
+        bar = _progress(cfg, quiet, done_steps)
+        t_start = time.time()
+        finals = []
+        for c in range(start_chunk, n_chunks):
+            tc = time.time()
+            fn = compiled_last if c == n_chunks - 1 else compiled
+            state, m = fn(state)
+            m = jax.device_get(m)
+            step = min((c + 1) * upc, num_updates) * spu
+            dt = time.time() - tc
+            rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps)
+            prev = min(c * upc, num_updates) * spu
+            if step // eval_every > prev // eval_every or c == n_chunks - 1:
+                ek = jnp.stack(
+                    [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in flat_seeds]
+                )
+                ev = np.asarray(eval_fn(state.params, ek)).mean(-1)
+                for row, v in zip(rows, ev, strict=True):
+                    row["eval/episodic_return"] = float(v)
+            for row in rows:
+                row["charts/sps"] = (step - prev) * len(rows) / dt
+                row["time/elapsed_s"] = time.time() - t_start
+            store.log_rows(rows)
+            finals.append(rows)
+            if step // ckpt_every > prev // ckpt_every or c == n_chunks - 1:
+                store.sync()
+                ckpt.save(c, state, {"chunk": c, "global_step": step})
+            _advance(bar, step - prev, rows)
+        if bar is not None:
+            bar.close()
+        summary = _summary(cfg, store.metrics_path)
+        _say(quiet, _format_summary(cfg, summary))
+        return summary
+    finally:
+        store.close()
+        ckpt.close()
+
+
+def _columns(agent, state, upc: int, hps: list[dict]) -> list[str]:
+    """metrics.csv columns, fixed before the first row from the chunk's output shapes."""
+    _, m = jax.eval_shape(jax.vmap(lambda s: agent.train_chunk(s, upc)), state)
+    skip = {"episodes", "episode_return_sum", "episode_length_sum"}
+    metric_cols = sorted(k if "/" in k else f"charts/{k}" for k in m if k not in skip)
+    head = [
+        "global_step",
+        "seed",
+        "grid",
+        *_flat_hp(hps[0]).keys(),
+        "charts/episodic_return",
+        "charts/episodic_length",
+        "charts/episodes",
+        "eval/episodic_return",
+    ]
+    return head + [c for c in metric_cols if c not in head] + list(WALL_CLOCK_COLUMNS)
+
+
+def _summary(cfg: TrainConfig, path: str) -> dict:
+    """Per (grid, seed): mean episodic return over the last 10% of steps, last eval return."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    cut = df["global_step"].max() * 0.9
+    out = {}
+    for (g, s), d in df.groupby(["grid", "seed"]):
+        tail = d[d["global_step"] > cut]
+        ev = d["eval/episodic_return"].dropna()
+        w = tail["charts/episodes"].to_numpy()
+        r = tail["charts/episodic_return"].fillna(0).to_numpy()
+        out[(int(g), int(s))] = {
+            "final_return": float((w * r).sum() / w.sum()) if w.sum() > 0 else math.nan,
+            "eval_return": float(ev.iloc[-1]) if len(ev) else math.nan,
+        }
+    return {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": out}
+
+
+def _format_summary(cfg: TrainConfig, summary: dict) -> str:
+    lines = [f"[{cfg.label}] done -> {cfg.run_dir}", "  grid seed  return(last 10%)  eval_return"]
+    for (g, s), v in summary["per_seed"].items():
+        lines.append(f"  {g:>4} {s:>4}  {v['final_return']:>15.2f}  {v['eval_return']:>11.2f}")
+    return "\n".join(lines)
+
+
+def _say(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+class _LineProgress:
+    """Progress for logs (no TTY): one line per ~10% of the run instead of a redrawn bar."""
+
+    def __init__(self, total: int, initial: int, label: str):
+        self.total, self.n, self.label, self.post = total, initial, label, {}
+        self.t0, self.next = time.time(), initial + total // 10
+
+    def set_postfix(self, post: dict) -> None:
+        self.post = post
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.n >= self.next or self.n >= self.total:
+            self.next += self.total // 10
+            extra = " ".join(f"{k}={v}" for k, v in self.post.items())
+            print(
+                f"[{self.label}] {self.n}/{self.total} steps ({100 * self.n / self.total:.0f}%, "
+                f"{time.time() - self.t0:.0f}s) {extra}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(cfg: TrainConfig, quiet: bool, initial: int):
+    if quiet or not cfg.logger.progress:
+        return None
+    if not sys.stderr.isatty():
+        return _LineProgress(cfg.total_timesteps, initial, cfg.label)
+    from tqdm import tqdm
+
+    return tqdm(
+        total=cfg.total_timesteps,
+        initial=initial,
+        unit="step",
+        unit_scale=True,
+        desc=cfg.label,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
+
+
+def _advance(bar, n: int, rows: list[dict]) -> None:
+    if bar is None:
+        return
+    ret = [r["charts/episodic_return"] for r in rows if not math.isnan(r["charts/episodic_return"])]
+    post = {"sps": f"{rows[0]['charts/sps']:.0f}"}
+    if ret:
+        post["return"] = f"{np.mean(ret):.1f}"
+    ev = [r.get("eval/episodic_return") for r in rows if "eval/episodic_return" in r]
+    if ev:
+        post["eval"] = f"{np.mean(ev):.1f}"
+    bar.set_postfix(post)
+    bar.update(n)
+
+
+def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:
+    """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
+    from experiments.config import load_config
+
+    results = []
+    if cfg.variants:
+        base = (
+            cfg.run_dir
+            if cfg.run_dir != os.path.join("runs", cfg.experiment, cfg.label)
+            else os.path.join("runs", cfg.experiment)
+        )
+        for label, extra in cfg.variants.items():
+            vcfg = load_config([*overrides, *extra, f"label={label}"])
+            vcfg = dataclasses.replace(vcfg, run_dir=os.path.join(base, label), variants={})
+            results.append(run(vcfg, quiet))
+        plot_root = base
+    else:
+        results.append(run(cfg, quiet))
+        plot_root = cfg.run_dir
+    if cfg.plot:
+        from experiments import plot
+
+        out = os.path.join(plot_root, "plots")
+        metric = "charts/episodic_return"
+        rc = plot.main([plot_root, "--out", out, "--metric", metric])
+        if rc != 0:
+            raise RuntimeError(f"rl-aux plot failed with exit code {rc}")
+    return results

@@ -1,0 +1,131 @@
+"""Typed configs: frozen dataclasses whose fields carry their own constraints.
+
+`spec(default, ge=..., gt=..., le=..., choices=...)` declares a constrained field;
+`from_dict(cls, data, path)` builds `cls` from a plain mapping (hydra's composed config) and
+raises `ConfigError` naming the field, the bad value and what is accepted. Nothing compiles
+before this check passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad config value or key; the CLI prints it and exits with code 2."""
+
+
+def spec(default: Any, *, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
+    """A dataclass field with range/choice constraints checked by `from_dict`."""
+    meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, doc=doc or None)
+    meta = {k: v for k, v in meta.items() if v is not None}  # 0.0 is a real bound
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: default, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _accepted(meta: dict) -> str:
+    if "choices" in meta:
+        return "one of " + ", ".join(map(str, meta["choices"]))
+    parts = []
+    for k, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if k in meta:
+            parts.append(f"{sym} {meta[k]}")
+    return "a value " + " and ".join(parts)
+
+
+def check_value(path: str, value: Any, meta: dict) -> None:
+    """Raise ConfigError if `value` breaks the field's constraints."""
+    bad = False
+    if "choices" in meta:
+        bad = value not in meta["choices"]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        bad = (
+            ("gt" in meta and not value > meta["gt"])
+            or ("ge" in meta and not value >= meta["ge"])
+            or ("lt" in meta and not value < meta["lt"])
+            or ("le" in meta and not value <= meta["le"])
+        )
+    if bad:
+        raise ConfigError(f"{path}={value!r} is out of range; accepted: {_accepted(meta)}")
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errs = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(path, value, a)
+            except ConfigError as e:
+                errs.append(str(e))
+        raise ConfigError(errs[0] if errs else f"{path}={value!r} has the wrong type")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, path)
+    if tp is tuple or origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}={value!r} must be a list")
+        return tuple(value)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}={value!r} must be a mapping")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}={value!r} must be true or false")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{path}={value!r} must be an integer")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}={value!r} must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}={value!r} must be a string")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict, path: str = "") -> Any:
+    """Build dataclass `cls` from `data`, validating keys, types and constraints."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        p = f"{path}.{key}" if path else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"{p} is not a known key.{hint} Accepted keys: {', '.join(fields)}")
+        f = fields[key]
+        v = _coerce(p, value, hints[key])
+        check_value(p, v, dict(f.metadata))
+        kwargs[key] = v
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) -> plain dict with lists for tuples (YAML-friendly)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,113 @@
+"""`AgentNetwork`: torso -> optional recurrent core -> policy/value/Q heads, in one apply.
+
+One `apply` returns every output the learner and auxiliary heads need:
+`z` (torso features), `h` (history features after the core; `z` when there is none),
+and `logits`/`value` (policy learners) or `q` (value learners).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rl_aux.configs import spec
+from rl_aux.networks.cores import RecurrentCore, initial_carry
+from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """What to build; every field has a sane default for small vector observations."""
+
+    torso: str = spec("mlp", choices=("mlp", "nature_cnn", "impala_cnn"))
+    hidden: tuple = (64, 64)  # MLP widths
+    activation: str = spec("tanh", choices=tuple(ACTIVATIONS))
+    init: str = spec("orthogonal", choices=("orthogonal", "lecun"))
+    features: int = spec(512, ge=1)  # CNN torso output width
+    impala_width: float = spec(1.0, gt=0.0)
+    separate_critic: bool = False  # PPO: a second torso for the value (PureJaxRL style)
+    core: str = spec("none", choices=("none", "lstm", "gru"))
+    core_hidden: int = spec(128, ge=1)
+    head_hidden: tuple = ()  # hidden layers between h and the Q/policy/value outputs
+    rl_reads_sg_features: bool = False  # decoupled mode: RL heads see stop_gradient(h)
+
+
+def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
+    if cfg.torso == "mlp":
+        return MLPTorso(cfg.hidden, cfg.activation, cfg.init, obs_ndim, name=name)
+    if cfg.torso == "nature_cnn":
+        return TORSOS["nature_cnn"](cfg.features, cfg.init, name=name)
+    if cfg.torso == "impala_cnn":
+        return TORSOS["impala_cnn"](
+            width_multiplier=cfg.impala_width, features=cfg.features, name=name
+        )
+    raise ValueError(f"network.torso={cfg.torso!r}; accepted: {', '.join(TORSOS)}")
+
+
+class AgentNetwork(nn.Module):
+    """The whole agent network; `kind` is 'actor_critic' (PPO) or 'q' (DQN)."""
+
+    cfg: NetworkConfig
+    num_actions: int
+    obs_ndim: int
+    kind: str = "actor_critic"
+
+    def setup(self):
+        cfg = self.cfg
+        self.torso = _torso(cfg, self.obs_ndim, "torso")
+        if cfg.separate_critic:
+            self.critic_torso = _torso(cfg, self.obs_ndim, "critic_torso")
+        if cfg.core != "none":
+            self.core = RecurrentCore(cfg.core, cfg.core_hidden)
+        orth = cfg.init == "orthogonal"
+        k = lambda s: nn.initializers.orthogonal(s) if orth else nn.initializers.lecun_normal()
+        act = ACTIVATIONS[cfg.activation]
+        self._act = act
+        self.head_layers = [nn.Dense(w, kernel_init=k(np.sqrt(2))) for w in cfg.head_hidden]
+        if self.kind == "actor_critic":
+            self.policy = nn.Dense(self.num_actions, kernel_init=k(0.01))
+            self.value = nn.Dense(1, kernel_init=k(1.0))
+        elif self.kind == "q":
+            self.q = nn.Dense(self.num_actions, kernel_init=k(1.0))
+        else:
+            raise ValueError(f"network kind={self.kind!r}; accepted: actor_critic, q")
+
+    def __call__(self, obs, carry=None, reset=None) -> tuple[dict[str, Any], Any]:
+        """obs [B, ...] (one step). Returns (outputs, new_carry)."""
+        z = self.torso(obs)
+        h = z
+        if self.cfg.core != "none":
+            if reset is None:
+                reset = jnp.zeros(z.shape[:1], bool)
+            h, carry = self.core(z, carry, reset)
+        x = jax.lax.stop_gradient(h) if self.cfg.rl_reads_sg_features else h
+        for layer in self.head_layers:
+            x = self._act(layer(x))
+        out: dict[str, Any] = {"z": z, "h": h}
+        if self.kind == "actor_critic":
+            out["logits"] = self.policy(x)
+            if self.cfg.separate_critic:
+                v_in = self.critic_torso(obs)
+                if self.cfg.rl_reads_sg_features:
+                    v_in = jax.lax.stop_gradient(v_in)
+            else:
+                v_in = x
+            out["value"] = self.value(v_in)[..., 0]
+        else:
+            out["q"] = self.q(x)
+        return out, carry
+
+
+def make_network(cfg: NetworkConfig, num_actions: int, obs_shape: tuple, kind: str) -> AgentNetwork:
+    obs_ndim = len(obs_shape) if cfg.torso == "mlp" else 3
+    return AgentNetwork(cfg, num_actions, obs_ndim, kind)
+
+
+def network_initial_carry(cfg: NetworkConfig, batch: int):
+    """Zero carry for `batch` sequences, or None for feed-forward networks."""
+    return None if cfg.core == "none" else initial_carry(cfg.core, cfg.core_hidden, batch)

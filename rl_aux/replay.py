@@ -1,0 +1,77 @@
+"""Device-resident uniform replay for vectorised envs, with n-step sampling.
+
+Rows are vector steps: every array is [capacity_rows, num_envs, ...], so consecutive rows of
+one env are consecutive time steps and n-step returns need no extra bookkeeping. Episode ends
+inside the n-step window stop the return: a termination drops the bootstrap, a truncation
+bootstraps from the true final observation.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rl_aux.types import Transition
+
+
+@struct.dataclass
+class ReplayState:
+    data: Transition  # leaves [C, N, ...]
+    pos: chex.Array  # next row to write
+    size: chex.Array  # rows filled
+
+
+def replay_init(example: Transition, capacity_rows: int) -> ReplayState:
+    """Empty buffer shaped like `example` (leaves [N, ...])."""
+    data = jax.tree.map(lambda x: jnp.zeros((capacity_rows,) + x.shape, x.dtype), example)
+    return ReplayState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def replay_add(state: ReplayState, tr: Transition) -> ReplayState:
+    cap = jax.tree.leaves(state.data)[0].shape[0]
+    data = jax.tree.map(lambda buf, x: buf.at[state.pos].set(x), state.data, tr)
+    return ReplayState(data, (state.pos + 1) % cap, jnp.minimum(state.size + 1, cap))
+
+
+def replay_sample(
+    state: ReplayState, key: chex.PRNGKey, batch_size: int, n_step: int, gamma: float
+) -> tuple[Transition, chex.Array]:
+    """Sample `batch_size` n-step transitions uniformly over (row, env).
+
+    Returns (transition, discount): transition.reward is the n-step return,
+    transition.next_obs the bootstrap observation, and `discount` = gamma^m * (1 - terminated)
+    for the m <= n steps actually taken, so the target is reward + discount * V(next_obs).
+    """
+    cap, num_envs = state.data.reward.shape[:2]
+    k_t, k_e = jax.random.split(key)
+    start = (state.pos - state.size) % cap
+    j = jax.random.randint(k_t, (batch_size,), 0, jnp.maximum(state.size - n_step + 1, 1))
+    env = jax.random.randint(k_e, (batch_size,), 0, num_envs)
+    rows = (start + j[:, None] + jnp.arange(n_step)[None, :]) % cap  # [B, n]
+    get = lambda x: x[rows, env[:, None]]  # [B, n, ...]
+    reward = get(state.data.reward)
+    term = get(state.data.terminated).astype(jnp.float32)
+    done = jnp.logical_or(get(state.data.terminated), get(state.data.truncated)).astype(jnp.float32)
+
+    # alive[k] = no episode end strictly before step k of the window
+    alive = jnp.cumprod(jnp.concatenate([jnp.ones((batch_size, 1)), 1.0 - done[:, :-1]], 1), 1)
+    disc = gamma ** jnp.arange(n_step, dtype=jnp.float32)
+    ret = jnp.sum(alive * disc * reward, 1)
+    # the last step taken: first episode end in the window, else n - 1
+    last = jnp.where(done.any(1), jnp.argmax(done, 1), n_step - 1)
+    m = last + 1
+    last_row = jnp.take_along_axis(rows, last[:, None], 1)[:, 0]
+    term_last = jnp.take_along_axis(term, last[:, None], 1)[:, 0]
+    discount = (gamma ** m.astype(jnp.float32)) * (1.0 - term_last)
+    first = lambda x: x[rows[:, 0], env]
+    tr = Transition(
+        obs=first(state.data.obs),
+        action=first(state.data.action),
+        reward=ret,
+        terminated=term_last.astype(bool),
+        truncated=jnp.take_along_axis(get(state.data.truncated), last[:, None], 1)[:, 0],
+        next_obs=state.data.next_obs[last_row, env],
+    )
+    return tr, discount

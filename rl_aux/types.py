@@ -1,0 +1,67 @@
+"""Pytrees shared by envs, networks, heads and learners (flax.struct dataclasses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax.numpy as jnp
+from flax import struct
+
+Array = chex.Array
+PRNGKey = chex.PRNGKey
+Params = Any
+
+
+@struct.dataclass
+class TimeStep:
+    """What an env returns after `reset` or `step`, batched over envs ([N, ...]).
+
+    `obs` is the observation the agent acts on next (after an auto-reset it is the first
+    observation of the new episode). `extras["next_obs"]` is the true successor of the step's
+    action (the final observation when the episode ended), so truncated steps can bootstrap.
+    `extras["episode_return"]`/`["episode_length"]` hold the finished episode's statistics
+    where `done`, and are meaningless elsewhere.
+    """
+
+    obs: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    extras: dict = struct.field(default_factory=dict)
+
+    @property
+    def done(self) -> Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+@struct.dataclass
+class EnvSpec:
+    """Static description of an environment family instance (hashable, not traced)."""
+
+    name: str = struct.field(pytree_node=False)
+    obs_shape: tuple = struct.field(pytree_node=False)
+    obs_dtype: Any = struct.field(pytree_node=False)
+    num_actions: int = struct.field(pytree_node=False)
+    max_episode_steps: int = struct.field(pytree_node=False)
+
+
+@struct.dataclass
+class Transition:
+    """One step of experience, batched: what learners and auxiliary heads consume.
+
+    `next_obs` is the true successor (never an auto-reset observation); `terminated` cuts the
+    bootstrap, `truncated` does not.
+    """
+
+    obs: Array
+    action: Array
+    reward: Array
+    terminated: Array
+    truncated: Array
+    next_obs: Array
+    extras: dict = struct.field(default_factory=dict)
+
+    @property
+    def done(self) -> Array:
+        return jnp.logical_or(self.terminated, self.truncated)
