@@ -82,6 +82,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     variants: dict = dataclasses.field(default_factory=dict)  # label -> list of overrides
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
+    plugins: tuple = ()  # modules imported before composing (they register heads)
 
     def to_yaml_dict(self) -> dict:
         d = to_dict(self)
@@ -113,6 +114,7 @@ def compose(overrides: list[str]) -> dict:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    import_plugins(overrides)
     _register_generated_groups()
     GlobalHydra.instance().clear()
     try:
@@ -127,6 +129,23 @@ def compose(overrides: list[str]) -> dict:
         raise ConfigError(str(e).splitlines()[0]) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def import_plugins(overrides: list[str]) -> list[str]:
+    """Import the modules named by a `plugins=[pkg.mod,...]` override (they register heads)."""
+    import importlib
+
+    mods: list[str] = []
+    for o in overrides:
+        if o.startswith("plugins="):
+            mods = [m.strip() for m in o.split("=", 1)[1].strip("[]").split(",") if m.strip()]
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            msg = f"plugins: cannot import {m!r} ({e}); give importable module names"
+            raise ConfigError(msg) from None
+    return mods
 
 
 def _force_grid(override: str) -> str:
@@ -278,6 +297,7 @@ class _TopLevel:
     resume: bool = False
     variants: dict = dataclasses.field(default_factory=dict)
     plot: bool = False
+    plugins: tuple = ()
 
 
 _TOP_FIELDS = [f.name for f in dataclasses.fields(_TopLevel)]

@@ -1,0 +1,34 @@
+# Two-command set-up: `make run` and `make test` each create .venv when missing, install the
+# project (editable, with the extras they need) and run. Re-running skips the install unless
+# setup.cfg or pyproject.toml changed.
+VENV   ?= .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed
+PY     := $(VENV)/bin/python
+
+.PHONY: run test test-slow bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# PPO on CartPole-v1 with and without an auxiliary head, 4 vmapped seeds, then figures.
+run: $(STAMP)
+	$(VENV)/bin/rl-aux train experiment=quickstart run_dir=runs/quickstart/$$(date +%Y%m%d-%H%M%S)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(VENV)/bin/rl-aux bench --suite core --json bench-core.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check rl_aux agents envs experiments tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,51 @@
+"""Bad input exits 2 before any compile, naming the field, the value and what is accepted."""
+
+import subprocess
+import sys
+
+import pytest
+
+from experiments.cli import main
+from experiments.config import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["agent=ppoo"], ["agent=ppoo", "ppo", "dqn"]),
+        (["agent.lr=-1"], ["agent.lr", "-1", "> 0"]),
+        (["agent.lrr=1"], ["agent.lrr", "Did you mean lr"]),
+        (["env=gymnax/CartPol-v1"], ["gymnax/CartPole-v1", "Close matches"]),
+        (["agent.network.torso=cnn"], ["agent.network.torso", "nature_cnn"]),
+        (["head=reward_prd"], ["reward_pred"]),
+        (["heads.reward_pred.weight=2"], ["head=reward_pred"]),
+        (["grid.gamma=[0.9]"], ["grid.gamma", "lr"]),
+        (["agent=dqn", "agent.loss=l1"], ["agent.loss", "mse", "huber"]),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(argv, expect, capsys):
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    for word in expect:
+        assert word in err, err
+
+
+def test_cli_process_exit_code():
+    """The installed entry point itself returns 2 (checked through a real process)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "train", "agent=ppoo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "Accepted: dqn, ppo" in p.stderr
+
+
+def test_good_config_resolves_defaults():
+    cfg = load_config(["agent=dqn", "head=[reward_pred,next_latent]", "num_seeds=3"])
+    assert cfg.label == "dqn+next_latent+reward_pred"
+    assert cfg.run_dir == "runs/default/dqn+next_latent+reward_pred"
+    assert cfg.agent.lr == 2.5e-4 and cfg.num_seeds == 3
+    assert set(cfg.heads) == {"reward_pred", "next_latent"}
+    with pytest.raises(ConfigError):
+        load_config(["heads.next_latent.target_tau=0"])
