@@ -79,6 +79,8 @@ def _set_lr(opt_state, lr):
 
 class DQN:
     kind = "q"
+    # equal across vmapped seeds: kept unbatched (see rl_aux/vectorize.py)
+    SHARED_FIELDS = ("update", "grad_steps", "replay.pos", "replay.size")
 
     def __init__(self, cfg: DQNConfig, env, heads: list[AuxHead], total_updates: int):
         if cfg.network.core != "none":

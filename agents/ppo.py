@@ -76,6 +76,7 @@ def _set_lr(opt_state, lr):
 
 class PPO:
     kind = "actor_critic"
+    SHARED_FIELDS = ("update",)  # equal across vmapped seeds (see rl_aux/vectorize.py)
 
     def __init__(self, cfg: PPOConfig, env, heads: list[AuxHead], total_updates: int):
         self.cfg = cfg

@@ -26,6 +26,7 @@ from rl_aux.checkpoint import Checkpointer
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.logging import RunStore, scrub_secrets
+from rl_aux.vectorize import vmapped_chunk, vmapped_init
 
 WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 
@@ -112,7 +113,8 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     ckpt = Checkpointer(os.path.join(cfg.run_dir, "checkpoints"), cfg.checkpoint.keep)
     try:
         t0 = time.time()
-        state = jax.jit(jax.vmap(agent.init))(keys, hp_batch)
+        init_fn, axes = vmapped_init(agent, keys[0], hps[0])
+        state = init_fn(keys, hp_batch)
         start_chunk = 0
         if cfg.resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(ckpt.latest_step(), state)
@@ -122,16 +124,15 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 f"resuming {cfg.run_dir} after chunk {meta['chunk']} (step {meta['global_step']})",
             )
         done_steps = min(start_chunk * upc, num_updates) * spu
-        store.open_metrics(_columns(agent, state, upc, hps), done_steps if start_chunk else None)
+        store.open_metrics(
+            _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
+        )
 
-        chunk_fn = jax.jit(jax.vmap(lambda s: agent.train_chunk(s, upc)), donate_argnums=0)
-        compiled = chunk_fn.lower(state).compile()
+        compiled = vmapped_chunk(agent, axes, upc).lower(state).compile()
         last = num_updates - (n_chunks - 1) * upc
         compiled_last = compiled
         if last != upc:
-            compiled_last = (
-                jax.jit(jax.vmap(lambda s: agent.train_chunk(s, last))).lower(state).compile()
-            )
+            compiled_last = vmapped_chunk(agent, axes, last).lower(state).compile()
         eval_fn = jax.jit(
             jax.vmap(lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps))
         )
@@ -197,9 +198,9 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
         ckpt.close()
 
 
-def _columns(agent, state, upc: int, hps: list[dict]) -> list[str]:
+def _columns(agent, axes, state, upc: int, hps: list[dict]) -> list[str]:
     """metrics.csv columns, fixed before the first row from the chunk's output shapes."""
-    _, m = jax.eval_shape(jax.vmap(lambda s: agent.train_chunk(s, upc)), state)
+    _, m = jax.eval_shape(vmapped_chunk(agent, axes, upc, donate=False), state)
     skip = {"episodes", "episode_return_sum", "episode_length_sum"}
     metric_cols = sorted(k if "/" in k else f"charts/{k}" for k in m if k not in skip)
     head = [

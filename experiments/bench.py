@@ -1,0 +1,279 @@
+"""`rl-aux bench`: env steps/s of our learners beside the raw env (and a peer), in one run.
+
+Every measurement runs in its own subprocess (XLA flags are fixed when a process starts its
+backend), one after another, so all figures in a table come from the same machine state:
+- `raw`: the vectorised env alone under a uniform-random policy, jitted `lax.scan`;
+- `ours`: `vmap(agent.train_chunk)` over all seeds as one compiled program (rl-aux default:
+  XLA:CPU's concurrency-optimized scheduler off, see rl_aux/__init__.py);
+- `ours-xla-default`: the same with XLA's default scheduler (faster, deadlock-prone);
+- `purejaxrl`: the peer's own `make_train`, when `--purejaxrl-harness` points to a harness.
+Compile time is measured apart (AOT lower + compile); throughput = env steps / run seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+# (name, agent experiment, env, steps per seed used for timing)
+SUITES = {
+    "core": [
+        ("ppo/CartPole-v1", "ppo_cartpole", "gymnax/CartPole-v1", 500_000),
+        ("ppo/Breakout-MinAtar", "ppo_minatar", "gymnax/Breakout-MinAtar", 163_840 * 2),
+        ("dqn/CartPole-v1", "dqn_cartpole", "gymnax/CartPole-v1", 100_000),
+        ("dqn/Breakout-MinAtar", "dqn_cartpole", "gymnax/Breakout-MinAtar", 50_000),
+    ],
+}
+PEER_CASES = {  # our case -> (peer algo, peer env)
+    "ppo/CartPole-v1": ("ppo", "CartPole-v1"),
+    "ppo/Breakout-MinAtar": ("ppo", "Breakout-MinAtar"),
+    "dqn/CartPole-v1": ("dqn", "CartPole-v1"),
+}
+
+
+# ---------------------------------------------------------------------- workers (subprocess)
+def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from experiments.config import load_config
+    from experiments.train import build_agent
+    from rl_aux.vectorize import vmapped_chunk, vmapped_init
+
+    cfg = load_config(
+        [f"experiment={experiment}", f"env={env}", f"num_seeds={seeds}", f"total_timesteps={steps}"]
+    )
+    _, agent = build_agent(cfg)
+    n_updates = max(steps // agent.steps_per_update, 1)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
+    hp0 = agent.default_hparams()
+    hp = jax.tree.map(lambda x: jnp.full((seeds,), x, jnp.float32), hp0)
+    init_fn, axes = vmapped_init(agent, keys[0], hp0)
+    state = jax.block_until_ready(init_fn(keys, hp))
+    fn = vmapped_chunk(agent, axes, n_updates, donate=False)
+    t0 = time.perf_counter()
+    compiled = fn.lower(state).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(compiled(state))
+    run_s = time.perf_counter() - t0
+    env_steps = n_updates * agent.steps_per_update * seeds
+    del out
+    return {
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "env_steps": env_steps,
+        "steps_per_s": env_steps / run_s,
+        "num_envs": agent.cfg.num_envs,
+    }
+
+
+def _worker_raw(env: str, num_envs: int, steps: int) -> dict:
+    import jax
+
+    from envs import make_env
+
+    venv = make_env(env, num_envs)
+    n = max(steps // num_envs, 1)
+
+    def roll(key):
+        state, _ = venv.reset(key)
+
+        def body(c, k):
+            s, acc = c
+            k1, k2 = jax.random.split(k)
+            a = jax.random.randint(k1, (num_envs,), 0, venv.spec.num_actions)
+            s, ts = venv.step(s, a, k2)
+            return (s, acc + ts.reward.sum()), None
+
+        (_, acc), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, n))
+        return acc
+
+    fn = jax.jit(roll)
+    t0 = time.perf_counter()
+    compiled = fn.lower(jax.random.PRNGKey(0)).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
+    run_s = time.perf_counter() - t0
+    return {
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "env_steps": n * num_envs,
+        "steps_per_s": n * num_envs / run_s,
+        "num_envs": num_envs,
+    }
+
+
+# ---------------------------------------------------------------------- driver
+def _run_worker(args: list[str], env_extra: dict | None = None, timeout: float = 3600) -> dict:
+    env = dict(os.environ, **(env_extra or {}))
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.bench", "--_worker", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if p.returncode != 0:
+        return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _run_peer(
+    harness: str, python: str, algo: str, env: str, seeds: int, steps: int, num_envs: int
+) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "peer.json")
+        cmd = [
+            python,
+            harness,
+            "--algo",
+            algo,
+            "--env",
+            env,
+            "--seeds",
+            str(seeds),
+            "--total-timesteps",
+            str(steps),
+            "--num-envs",
+            str(num_envs),
+            "--json",
+            out,
+        ]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
+        if p.returncode != 0 or not os.path.exists(out):
+            return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:]}
+        r = json.load(open(out))
+    return {
+        "compile_s": r.get("lower_s", 0.0) + r.get("compile_s", 0.0),
+        "run_s": r["run_s"],
+        "env_steps": r.get("actual_env_steps", steps * seeds),
+        "steps_per_s": r.get("actual_env_steps_per_s", r["env_steps_per_s"]),
+    }
+
+
+def run_suite(
+    suite: str,
+    seeds_list: list[int],
+    harness: str | None,
+    peer_python: str,
+    scale: float,
+    xla_default: bool,
+) -> list[dict]:
+    rows = []
+    for name, experiment, env, steps in SUITES[suite]:
+        steps = max(int(steps * scale), 1)
+        for seeds in seeds_list:
+            row = {"case": name, "seeds": seeds, "steps_per_seed": steps}
+            ours = _run_worker(["ours", experiment, env, str(seeds), str(steps)])
+            row["ours"] = ours
+            num_envs = ours.get("num_envs", 1)
+            row["raw"] = _run_worker(["raw", env, str(num_envs * seeds), str(steps * seeds)])
+            if xla_default:
+                row["ours_xla_default"] = _run_worker(
+                    ["ours", experiment, env, str(seeds), str(steps)],
+                    {"RL_AUX_XLA_CONCURRENT_SCHEDULER": "1"},
+                )
+            if harness and name in PEER_CASES:
+                algo, penv = PEER_CASES[name]
+                row["purejaxrl"] = _run_peer(
+                    harness, peer_python, algo, penv, seeds, steps, num_envs
+                )
+            rows.append(row)
+            print(_format_row(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def _sps(r: dict | None) -> float | None:
+    return r.get("steps_per_s") if r and "error" not in r else None
+
+
+def _format_row(row: dict) -> str:
+    def f(x):
+        return f"{x / 1e3:9.1f}k" if x else "        -"
+
+    ours, raw = _sps(row["ours"]), _sps(row["raw"])
+    fast, peer = _sps(row.get("ours_xla_default")), _sps(row.get("purejaxrl"))
+    ratio = f"{ours / peer:6.2f}" if ours and peer else "     -"
+    ratio_fast = f"{fast / peer:6.2f}" if fast and peer else "     -"
+    comp = row["ours"].get("compile_s")
+    return (
+        f"{row['case']:<22} {row['seeds']:>5} {f(raw)} {f(ours)} {f(fast)} {f(peer)} "
+        f"{ratio} {ratio_fast} {comp or 0:8.1f}"
+    )
+
+
+HEADER = (
+    f"{'case':<22} {'seeds':>5} {'raw env':>10} {'ours':>10} {'ours-xla':>10} "
+    f"{'purejaxrl':>10} {'ours/pj':>6} {'xla/pj':>6} {'compile':>8}"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--_worker":
+        kind, rest = argv[1], argv[2:]
+        if kind == "ours":
+            out = _worker_ours(rest[0], rest[1], int(rest[2]), int(rest[3]))
+        else:
+            out = _worker_raw(rest[0], int(rest[1]), int(rest[2]))
+        print(json.dumps(out))
+        return 0
+    p = argparse.ArgumentParser(prog="rl-aux bench", description=__doc__.splitlines()[0])
+    p.add_argument("--suite", default="core", choices=sorted(SUITES))
+    p.add_argument("--json", help="write all measurements to this JSON file")
+    p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
+    p.add_argument(
+        "--xla-default",
+        action="store_true",
+        help="also measure ours with XLA's default (deadlock-prone) scheduler",
+    )
+    p.add_argument("--purejaxrl-harness", help="path of a PureJaxRL harness script (see docs)")
+    p.add_argument("--peer-python", default=sys.executable, help="python for the harness")
+    a = p.parse_args(argv)
+    try:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        print(
+            f"rl-aux bench: --seeds={a.seeds!r} must be comma-separated integers", file=sys.stderr
+        )
+        return 2
+    print(HEADER, file=sys.stderr)
+    rows = run_suite(a.suite, seeds, a.purejaxrl_harness, a.peer_python, a.scale, a.xla_default)
+    print("\n" + HEADER)
+    for row in rows:
+        print(_format_row(row))
+    print("(env steps/s after compilation; compile = our AOT lower+compile seconds)")
+    result = {"suite": a.suite, "rows": rows, "machine": _machine()}
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def _machine() -> dict:
+    import platform
+
+    from rl_aux.logging import run_metadata
+
+    meta = run_metadata()
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "versions": meta["versions"],
+        "devices": meta["devices"],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

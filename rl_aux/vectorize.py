@@ -1,0 +1,41 @@
+"""vmap over seeds and grid points, keeping lock-step counters unbatched.
+
+Every seed takes the same number of steps, so counters such as the update index or the
+replay write position are equal across the vmapped axis. Keeping them unbatched
+(`in_axes=None`) lets `lax.cond` on them stay a real branch (no wasted learning step during
+warm-up) and replay writes stay in-place `dynamic_update_slice`s instead of scatters.
+Agents list these fields as dotted paths in `SHARED_FIELDS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+
+def seed_axes(state_like: Any, shared: tuple[str, ...]) -> Any:
+    """A vmap axes tree: 0 for every leaf, None for the dotted `shared` fields."""
+    axes = jax.tree.map(lambda _: 0, state_like)
+    for path in shared:
+        axes = _set(axes, path.split("."))
+    return axes
+
+
+def _set(node: Any, parts: list[str]) -> Any:
+    if len(parts) == 1:
+        return node.replace(**{parts[0]: None})
+    return node.replace(**{parts[0]: _set(getattr(node, parts[0]), parts[1:])})
+
+
+def vmapped_init(agent, example_key, example_hp):
+    """jit(vmap(agent.init)) with shared counters unbatched; returns (fn, axes)."""
+    abstract = jax.eval_shape(agent.init, example_key, example_hp)
+    axes = seed_axes(abstract, getattr(agent, "SHARED_FIELDS", ()))
+    return jax.jit(jax.vmap(agent.init, out_axes=axes)), axes
+
+
+def vmapped_chunk(agent, axes, num_updates: int, donate: bool = True):
+    """jit(vmap(agent.train_chunk(., num_updates))) over the seed/grid axis."""
+    fn = jax.vmap(lambda s: agent.train_chunk(s, num_updates), in_axes=(axes,), out_axes=(axes, 0))
+    return jax.jit(fn, donate_argnums=0 if donate else ())
