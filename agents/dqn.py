@@ -16,10 +16,17 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balance import balanced_grads, make_balancer
+from rl_aux.balance import balanced_grads
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.learner import (
+    balancer_from,
+    default_hparams,
+    episode_metrics,
+    make_optimizer,
+    set_lr,
+)
 from rl_aux.networks.network import NetworkConfig, make_network
 from rl_aux.replay import ReplayState, replay_add, replay_init, replay_sample
 from rl_aux.types import Transition
@@ -69,14 +76,6 @@ class DQNState:
     hparams: dict
 
 
-def _make_optimizer(learning_rate, max_grad_norm, eps):
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
-
-
-def _set_lr(opt_state, lr):
-    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
-
-
 class DQN:
     kind = "q"
     # equal across vmapped seeds: kept unbatched (see rl_aux/vectorize.py)
@@ -98,16 +97,12 @@ class DQN:
         self.total_updates = total_updates
         self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
         self.recurrent = False
-        self.balancer = make_balancer(
-            cfg.balancer, **({"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {})
-        )
-        self.tx = optax.inject_hyperparams(_make_optimizer, static_args=("max_grad_norm", "eps"))(
-            learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps
-        )
+        self.balancer = balancer_from(cfg)
+        self.tx = make_optimizer(cfg)
         self.rows = cfg.buffer_size // cfg.num_envs
 
     def default_hparams(self) -> dict:
-        return {"lr": self.cfg.lr, "aux_weights": {h.name: h.cfg.weight for h in self.suite.heads}}
+        return default_hparams(self.cfg, self.suite)
 
     @property
     def steps_per_update(self) -> int:
@@ -132,7 +127,7 @@ class DQN:
             fn = lambda p, which: self.net.apply(p, ts.obs)[0]
             inp = self.suite.inputs(params, params, example, out, fn, self.spec.num_actions)
             params["heads"] = self.suite.init(k_head, inp)
-        opt_state = _set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        opt_state = set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
         return DQNState(
             params=params,
             target_params=params,
@@ -205,7 +200,7 @@ class DQN:
 
         key, k = jax.random.split(state.key)
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
-        opt_state = _set_lr(state.opt_state, state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0))
+        opt_state = set_lr(state.opt_state, state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0))
         c0 = (state.params, state.aux_target, opt_state, state.bal_state, k)
         (params, aux_target, opt_state, bal_state, _), m = jax.lax.scan(
             one, c0, None, cfg.gradient_steps
@@ -247,10 +242,7 @@ class DQN:
         new_target = optax.incremental_update(state.params, state.target_params, cfg.tau)
         target = jax.tree.map(lambda n, o: jnp.where(sync, n, o), new_target, state.target_params)
         state = state.replace(target_params=target)
-        done = ts.done.astype(jnp.float32)
-        m["episodes"] = done.sum()
-        m["episode_return_sum"] = (ts.extras["episode_return"] * done).sum()
-        m["episode_length_sum"] = (ts.extras["episode_length"] * done).sum()
+        m.update(episode_metrics(ts.done, ts.extras["episode_return"], ts.extras["episode_length"]))
         m["epsilon"] = eps
         m["lr"] = state.opt_state.hyperparams["learning_rate"]
         return state, m

@@ -16,10 +16,17 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balance import balanced_grads, make_balancer
+from rl_aux.balance import balanced_grads
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.learner import (
+    balancer_from,
+    default_hparams,
+    episode_metrics,
+    make_optimizer,
+    set_lr,
+)
 from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry
 from rl_aux.rl_math import gae
 from rl_aux.types import Transition
@@ -65,15 +72,6 @@ class PPOState:
     hparams: dict  # vmappable floats: lr, aux weights
 
 
-def _make_optimizer(learning_rate, max_grad_norm, eps):
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate, eps=eps))
-
-
-def _set_lr(opt_state, lr):
-    """A copy of an inject_hyperparams state with a new learning rate (traced or not)."""
-    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
-
-
 class PPO:
     kind = "actor_critic"
     SHARED_FIELDS = ("update",)  # equal across vmapped seeds (see rl_aux/vectorize.py)
@@ -86,12 +84,8 @@ class PPO:
         self.total_updates = total_updates
         self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
         self.recurrent = cfg.network.core != "none"
-        self.balancer = make_balancer(
-            cfg.balancer, **({"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {})
-        )
-        self.tx = optax.inject_hyperparams(_make_optimizer, static_args=("max_grad_norm", "eps"))(
-            learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps
-        )
+        self.balancer = balancer_from(cfg)
+        self.tx = make_optimizer(cfg)
         batch = cfg.num_envs * cfg.num_steps
         split = cfg.num_envs if self.recurrent else batch
         if split % cfg.num_minibatches:
@@ -102,7 +96,7 @@ class PPO:
 
     # ------------------------------------------------------------------ hyperparameters
     def default_hparams(self) -> dict:
-        return {"lr": self.cfg.lr, "aux_weights": {h.name: h.cfg.weight for h in self.suite.heads}}
+        return default_hparams(self.cfg, self.suite)
 
     # ------------------------------------------------------------------ init
     def init(self, key: chex.PRNGKey, hparams: dict) -> PPOState:
@@ -126,7 +120,7 @@ class PPO:
             fn = lambda p, which: self.net.apply(p, ts.obs, carry, first)[0]
             inp = self.suite.inputs(params, params, tr, out, fn, self.spec.num_actions)
             params["heads"] = self.suite.init(k_head, inp)
-        opt_state = _set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        opt_state = set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
         return PPOState(
             params=params,
             target=params if self.suite.needs_target else None,
@@ -284,7 +278,7 @@ class PPO:
 
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
         lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
-        opt_state = _set_lr(state.opt_state, lr)
+        opt_state = set_lr(state.opt_state, lr)
 
         def epoch(c, _):
             params, target, opt_state, bal_state, key = c
@@ -312,10 +306,7 @@ class PPO:
             epoch, carry0, None, cfg.update_epochs
         )
         metrics = jax.tree.map(jnp.mean, m)
-        done = tr.done.astype(jnp.float32)
-        metrics["episodes"] = done.sum()
-        metrics["episode_return_sum"] = (traj["ep_return"] * done).sum()
-        metrics["episode_length_sum"] = (traj["ep_length"] * done).sum()
+        metrics.update(episode_metrics(tr.done, traj["ep_return"], traj["ep_length"]))
         metrics["lr"] = lr
         state = state.replace(
             params=params,

@@ -65,10 +65,10 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    agent: Any  # PPOConfig | DQNConfig, chosen by agent_name
-    agent_name: str
-    env: EnvConfig
-    heads: dict  # name -> HeadConfig subclass instance
+    agent: Any = None  # PPOConfig | DQNConfig, chosen by agent_name
+    agent_name: str = "ppo"
+    env: EnvConfig = EnvConfig()
+    heads: dict = dataclasses.field(default_factory=dict)  # name -> HeadConfig subclass
     experiment: str = "default"
     label: str = ""
     num_seeds: int = spec(1, ge=1)
@@ -229,7 +229,7 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
 def build(raw: dict) -> TrainConfig:
     """Validate a composed dict into a TrainConfig; raises ConfigError naming the field."""
     raw = dict(raw)
-    unknown = set(raw) - set(_TOP_LEVEL)
+    unknown = set(raw) - set(_TOP_LEVEL) | ({"agent_name"} & set(raw))
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"{key} is not a known key. Accepted keys: {', '.join(_TOP_LEVEL)}")
@@ -260,47 +260,13 @@ def build(raw: dict) -> TrainConfig:
         heads[name] = from_dict(cls.Config, hraw or {}, f"heads.{name}")
     grid = _flatten(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
-    cfg = _build_top(raw, grid)
+    cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
         cfg = dataclasses.replace(cfg, run_dir=os.path.join("runs", cfg.experiment, cfg.label))
     return cfg
-
-
-def _build_top(raw: dict, grid: dict) -> TrainConfig:
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    simple = {k: v for k, v in raw.items() if k not in ("eval", "logger", "checkpoint")}
-    tmp = from_dict(_TopLevel, {k: v for k, v in simple.items() if k in _TOP_FIELDS})
-    return TrainConfig(
-        agent=None,
-        agent_name="",
-        env=EnvConfig(),
-        heads={},
-        grid=grid,
-        eval=from_dict(EvalConfig, raw.get("eval") or {}, "eval"),
-        logger=from_dict(LoggerConfig, raw.get("logger") or {}, "logger"),
-        checkpoint=from_dict(CheckpointConfig, raw.get("checkpoint") or {}, "checkpoint"),
-        **{k: getattr(tmp, k) for k in _TOP_FIELDS if k in fields},
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class _TopLevel:
-    experiment: str = "default"
-    label: str = ""
-    num_seeds: int = spec(1, ge=1)
-    seed: int = spec(0, ge=0)
-    total_timesteps: int = spec(500_000, ge=1)
-    run_dir: str = ""
-    resume: bool = False
-    variants: dict = dataclasses.field(default_factory=dict)
-    plot: bool = False
-    plugins: tuple = ()
-
-
-_TOP_FIELDS = [f.name for f in dataclasses.fields(_TopLevel)]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
