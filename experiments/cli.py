@@ -27,11 +27,11 @@ def train_main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"rl-aux train: config error: {e}", file=sys.stderr)
         return 2
-    from experiments.train import run_experiment
+    from experiments.train import ResumeMismatch, run_experiment
 
     try:
         run_experiment(cfg, argv)
-    except FileExistsError as e:
+    except (FileExistsError, ResumeMismatch) as e:
         print(f"rl-aux train: {e}", file=sys.stderr)
         return 2
     return 0

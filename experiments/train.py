@@ -107,8 +107,10 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     keys = jnp.stack([jax.random.PRNGKey(s) for s in flat_seeds])
     hp_batch = _stack([hps[g] for g in flat_grids])
 
-    store = RunStore(cfg.run_dir, cfg.resume)
     resolved = scrub_secrets(cfg.to_yaml_dict())
+    if cfg.resume:
+        check_resumable(cfg.run_dir, resolved)
+    store = RunStore(cfg.run_dir, cfg.resume)
     store.write_config(resolved)
     ckpt = Checkpointer(os.path.join(cfg.run_dir, "checkpoints"), cfg.checkpoint.keep)
     try:
@@ -196,6 +198,43 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     finally:
         store.close()
         ckpt.close()
+
+
+class ResumeMismatch(ValueError):
+    """resume=true with a config that differs from the stored run's (exit code 2)."""
+
+
+# keys a resumed run may change without changing what it computes
+_RESUME_FREE = {"resume", "logger.progress", "logger.wandb.mode", "checkpoint.keep"}
+
+
+def check_resumable(run_dir: str, resolved: dict) -> None:
+    """Refuse to resume a run whose stored config.yaml differs in anything that matters."""
+    import yaml
+
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        old = _flatten_dict(yaml.safe_load(f) or {})
+    new = _flatten_dict(resolved)
+    diff = sorted(
+        k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k)
+    )
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
+        raise ResumeMismatch(
+            f"resume=true but the config differs from {path} ({shown}). Resume with the "
+            "same settings, or start a new run_dir."
+        )
+
+
+def _flatten_dict(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten_dict(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
 
 
 def _columns(agent, axes, state, upc: int, hps: list[dict]) -> list[str]:

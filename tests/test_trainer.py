@@ -81,6 +81,15 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert open(tmp_path / "metrics.csv").read() == before
 
 
+def test_resume_with_a_changed_config_exits_2(tmp_path):
+    from experiments.cli import main
+
+    args = ["total_timesteps=2048", "logger.progress=false", f"run_dir={tmp_path}"]
+    assert main(["train", *args]) == 0
+    assert main(["train", *args, "resume=true", "num_seeds=3"]) == 2
+    assert main(["train", *args, "resume=true"]) == 0  # same config: resumes (already done)
+
+
 def test_grid_runs_in_one_program(tmp_path):
     cfg = load_config(
         [
