@@ -238,9 +238,14 @@ class DQN:
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), m_shape)
         state, m = jax.lax.cond(learn, self._learn, lambda s: (s, zeros), state)
         # target network: every target_update_interval env steps (hard copy when tau = 1)
+        # the step counter is unbatched across seeds (rl_aux/vectorize.py): a real branch
         sync = (env_steps % cfg.target_update_interval) < cfg.num_envs
-        new_target = optax.incremental_update(state.params, state.target_params, cfg.tau)
-        target = jax.tree.map(lambda n, o: jnp.where(sync, n, o), new_target, state.target_params)
+        target = jax.lax.cond(
+            sync,
+            lambda s: optax.incremental_update(s.params, s.target_params, cfg.tau),
+            lambda s: s.target_params,
+            state,
+        )
         state = state.replace(target_params=target)
         m.update(episode_metrics(ts.done, ts.extras["episode_return"], ts.extras["episode_length"]))
         m["epsilon"] = eps

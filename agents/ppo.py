@@ -264,16 +264,15 @@ class PPO:
         adv, ret = gae(
             tr.reward, traj["value"], next_value, terminated, tr.done, cfg.gamma, cfg.gae_lambda
         )
-        data = dict(
-            tr=tr,
-            first=traj["first"],
-            logp=traj["logp"],
-            value=traj["value"],
-            adv=adv,
-            ret=ret,
-            carry_in=traj["carry_in"],
+        # Minibatches carry only what the losses read: every extra leaf is a gather per epoch.
+        tr_mb = (
+            tr
+            if self.suite
+            else tr.replace(reward=None, terminated=None, truncated=None, next_obs=None)
         )
-        if self.recurrent:  # initial carry of each env's sequence
+        data = dict(tr=tr_mb, logp=traj["logp"], value=traj["value"], adv=adv, ret=ret)
+        if self.recurrent:  # resets, per-step carries and each env's initial carry
+            data.update(first=traj["first"], carry_in=traj["carry_in"])
             data["carry0"] = jax.tree.map(lambda c: c[0], traj["carry_in"])
 
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates

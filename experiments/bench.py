@@ -110,18 +110,50 @@ def _worker_raw(env: str, num_envs: int, steps: int) -> dict:
 
 
 # ---------------------------------------------------------------------- driver
-def _run_worker(args: list[str], env_extra: dict | None = None, timeout: float = 3600) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _watch(cmd: list[str], env: dict, timeout: float, hang_s: float) -> tuple[int, str, str]:
+    """Run cmd; kill it if it uses no CPU for `hang_s` seconds (an XLA:CPU deadlock leaves
+    every thread idle) or runs past `timeout`. Returns (returncode, stdout, stderr)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        start = last_change = time.time()
+        last_cpu = -1.0
+        while p.poll() is None:
+            time.sleep(1.0)
+            try:
+                cpu = _cpu_seconds(p.pid)
+            except OSError:
+                continue
+            now = time.time()
+            if cpu > last_cpu + 0.05:
+                last_cpu, last_change = cpu, now
+            if now - last_change > hang_s or now - start > timeout:
+                p.kill()
+                p.wait()
+                why = "deadlocked: no CPU progress" if now - start <= timeout else "timed out"
+                return -9, "", f"{why} after {now - start:.0f}s"
+        out.seek(0)
+        err.seek(0)
+        return p.returncode, out.read(), err.read()
+
+
+def _run_worker(
+    args: list[str], env_extra: dict | None = None, timeout: float = 3600, hang_s: float = 60
+) -> dict:
     env = dict(os.environ, **(env_extra or {}))
-    p = subprocess.run(
-        [sys.executable, "-m", "experiments.bench", "--_worker", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if p.returncode != 0:
-        return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    cmd = [sys.executable, "-m", "experiments.bench", "--_worker", *args]
+    code, out, err = _watch(cmd, env, timeout, hang_s)
+    if code != 0:
+        return {"error": (err or out).strip().splitlines()[-1:]}
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _run_peer(
@@ -147,9 +179,9 @@ def _run_peer(
             "--json",
             out,
         ]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
-        if p.returncode != 0 or not os.path.exists(out):
-            return {"error": (p.stderr or p.stdout).strip().splitlines()[-1:]}
+        code, stdout, stderr = _watch(cmd, dict(os.environ), 7200, 60)
+        if code != 0 or not os.path.exists(out):
+            return {"error": (stderr or stdout).strip().splitlines()[-1:]}
         r = json.load(open(out))
     return {
         "compile_s": r.get("lower_s", 0.0) + r.get("compile_s", 0.0),
@@ -196,7 +228,9 @@ def _sps(r: dict | None) -> float | None:
 
 
 def _format_row(row: dict) -> str:
-    def f(x):
+    def f(x, r=None):
+        if r and "error" in r:
+            return "  HUNG/ERR" if not x else f"{x / 1e3:9.1f}k"
         return f"{x / 1e3:9.1f}k" if x else "        -"
 
     ours, raw = _sps(row["ours"]), _sps(row["raw"])

@@ -49,6 +49,10 @@ def replay_sample(
     start = (state.pos - state.size) % cap
     j = jax.random.randint(k_t, (batch_size,), 0, jnp.maximum(state.size - n_step + 1, 1))
     env = jax.random.randint(k_e, (batch_size,), 0, num_envs)
+    if n_step == 1:  # one-step transitions: a plain gather (the common DQN case)
+        row = (start + j) % cap
+        tr = jax.tree.map(lambda x: x[row, env], state.data)
+        return tr, gamma * (1.0 - tr.terminated.astype(jnp.float32))
     rows = (start + j[:, None] + jnp.arange(n_step)[None, :]) % cap  # [B, n]
     get = lambda x: x[rows, env[:, None]]  # [B, n, ...]
     reward = get(state.data.reward)

@@ -78,3 +78,37 @@ def test_nstep_sampling_cuts_at_episode_ends():
         assert abs(float(disc[i]) - exp_disc) < 1e-6
         assert float(tr.next_obs[i, 0]) == t + k - 1 + 100.0
     assert int(tr.action.max()) <= n_rows - 3  # windows never run past the newest row
+
+
+def test_one_step_sampling_returns_stored_transitions():
+    """The n=1 fast path: reward, next_obs and discount = gamma * (1 - terminated)."""
+    rows = 6
+    ex = Transition(
+        jnp.zeros((2, 1)),
+        jnp.zeros(2, jnp.int32),
+        jnp.zeros(2),
+        jnp.zeros(2, bool),
+        jnp.zeros(2, bool),
+        jnp.zeros((2, 1)),
+    )
+    buf = replay_init(ex, rows)
+    for t in range(rows):
+        term = jnp.array([t == 2, False])
+        buf = replay_add(
+            buf,
+            Transition(
+                jnp.full((2, 1), t, jnp.float32),
+                jnp.array([t, 10 + t], jnp.int32),
+                jnp.full(2, t + 0.5),
+                term,
+                jnp.zeros(2, bool),
+                jnp.full((2, 1), t + 100.0),
+            ),
+        )
+    tr, disc = replay_sample(buf, jax.random.PRNGKey(3), 64, 1, 0.9)
+    t = np.asarray(tr.obs[:, 0]).astype(int)
+    np.testing.assert_allclose(np.asarray(tr.reward), t + 0.5)
+    np.testing.assert_allclose(np.asarray(tr.next_obs[:, 0]), t + 100.0)
+    is_env0 = np.asarray(tr.action) < 10
+    expect = np.where(is_env0 & (t == 2), 0.0, 0.9)
+    np.testing.assert_allclose(np.asarray(disc), expect, rtol=1e-6)
