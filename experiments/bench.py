@@ -239,7 +239,8 @@ def _format_row(row: dict) -> str:
     ratio_fast = f"{fast / peer:6.2f}" if fast and peer else "     -"
     comp = row["ours"].get("compile_s")
     return (
-        f"{row['case']:<22} {row['seeds']:>5} {f(raw)} {f(ours)} {f(fast)} {f(peer)} "
+        f"{row['case']:<22} {row['seeds']:>5} {f(raw, row['raw'])} {f(ours, row['ours'])} "
+        f"{f(fast, row.get('ours_xla_default'))} {f(peer, row.get('purejaxrl'))} "
         f"{ratio} {ratio_fast} {comp or 0:8.1f}"
     )
 
@@ -286,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(_format_row(row))
     print("(env steps/s after compilation; compile = our AOT lower+compile seconds)")
+    for row in rows:
+        for col in ("raw", "ours", "ours_xla_default", "purejaxrl"):
+            if row.get(col) and "error" in row[col]:
+                print(f"{row['case']} x{row['seeds']} {col}: {' '.join(row[col]['error'])}")
     result = {"suite": a.suite, "rows": rows, "machine": _machine()}
     if a.json:
         with open(a.json, "w") as f:
