@@ -258,7 +258,7 @@ def build(raw: dict) -> TrainConfig:
         except KeyError as e:
             raise ConfigError(f"heads.{name}: {e.args[0]}") from None
         heads[name] = from_dict(cls.Config, hraw or {}, f"heads.{name}")
-    grid = _flatten(raw.pop("grid", None) or {})
+    grid = flatten_dict(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
@@ -269,12 +269,12 @@ def build(raw: dict) -> TrainConfig:
     return cfg
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten_dict(d: dict, prefix: str = "") -> dict:
     """{'a': {'weight': [..]}} -> {'a.weight': [..]} (hydra nests dotted keys)."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+        out.update(flatten_dict(v, key + ".") if isinstance(v, dict) else {key: v})
     return out
 
 

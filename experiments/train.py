@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs import make_env
-from experiments.config import TrainConfig, agent_classes
+from experiments.config import TrainConfig, agent_classes, flatten_dict
 from rl_aux.checkpoint import Checkpointer
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
@@ -216,8 +216,8 @@ def check_resumable(run_dir: str, resolved: dict) -> None:
     if not os.path.exists(path):
         return
     with open(path) as f:
-        old = _flatten_dict(yaml.safe_load(f) or {})
-    new = _flatten_dict(resolved)
+        old = flatten_dict(yaml.safe_load(f) or {})
+    new = flatten_dict(resolved)
     diff = sorted(
         k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k)
     )
@@ -227,14 +227,6 @@ def check_resumable(run_dir: str, resolved: dict) -> None:
             f"resume=true but the config differs from {path} ({shown}). Resume with the "
             "same settings, or start a new run_dir."
         )
-
-
-def _flatten_dict(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten_dict(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
 
 
 def _columns(agent, axes, state, upc: int, hps: list[dict]) -> list[str]:
