@@ -195,7 +195,7 @@ class DQN:
             params = optax.apply_updates(params, updates)
             if aux_target is not None:
                 aux_target = ema_update(aux_target, params, self.suite.target_tau)
-            m["losses/grad_norm"] = optax.global_norm(grads)
+            m["losses/grad_norm"] = optax.tree.norm(grads)
             return (params, aux_target, opt_state, bal_state, key), m
 
         key, k = jax.random.split(state.key)

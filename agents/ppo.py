@@ -293,7 +293,7 @@ class PPO:
                 params = optax.apply_updates(params, updates)
                 if target is not None:
                     target = ema_update(target, params, self.suite.target_tau)
-                m["losses/grad_norm"] = optax.global_norm(grads)
+                m["losses/grad_norm"] = optax.tree.norm(grads)
                 return (params, target, opt_state, bal_state, k), m
 
             c2, m = jax.lax.scan(mb_step, (params, target, opt_state, bal_state, k_loss), mbs)
