@@ -198,29 +198,55 @@ def run_suite(
     peer_python: str,
     scale: float,
     xla_default: bool,
+    repeats: int = 3,
+    cases: list[str] | None = None,
 ) -> list[dict]:
     rows = []
     for name, experiment, env, steps in SUITES[suite]:
+        if cases and name not in cases:
+            continue
         steps = max(int(steps * scale), 1)
         for seeds in seeds_list:
             row = {"case": name, "seeds": seeds, "steps_per_seed": steps}
-            ours = _run_worker(["ours", experiment, env, str(seeds), str(steps)])
-            row["ours"] = ours
-            num_envs = ours.get("num_envs", 1)
-            row["raw"] = _run_worker(["raw", env, str(num_envs * seeds), str(steps * seeds)])
+            ours_args = ["ours", experiment, env, str(seeds), str(steps)]
+            measure = {"ours": lambda: _run_worker(ours_args)}
             if xla_default:
-                row["ours_xla_default"] = _run_worker(
-                    ["ours", experiment, env, str(seeds), str(steps)],
-                    {"RL_AUX_XLA_CONCURRENT_SCHEDULER": "1"},
-                )
+                fast_env = {"RL_AUX_XLA_CONCURRENT_SCHEDULER": "1"}
+                measure["ours_xla_default"] = lambda: _run_worker(ours_args, fast_env)
             if harness and name in PEER_CASES:
                 algo, penv = PEER_CASES[name]
-                row["purejaxrl"] = _run_peer(
+                num_envs = _num_envs(experiment, env)
+                measure["purejaxrl"] = lambda: _run_peer(
                     harness, peer_python, algo, penv, seeds, steps, num_envs
                 )
+            # Interleave the contenders `repeats` times so load drift hits all of them alike.
+            runs = {k: [] for k in measure}
+            for _ in range(repeats):
+                for k, fn in measure.items():
+                    runs[k].append(fn())
+            row.update({k: _median_run(v) for k, v in runs.items()})
+            num_envs = row["ours"].get("num_envs", _num_envs(experiment, env))
+            row["raw"] = _run_worker(["raw", env, str(num_envs * seeds), str(steps * seeds)])
             rows.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
     return rows
+
+
+def _num_envs(experiment: str, env: str) -> int:
+    from experiments.config import load_config
+
+    return load_config([f"experiment={experiment}", f"env={env}"]).agent.num_envs
+
+
+def _median_run(results: list[dict]) -> dict:
+    """The run with the median steps/s (all repeats' steps/s kept); errors win: a hang is news."""
+    bad = [r for r in results if "error" in r]
+    if bad:
+        return bad[0]
+    ordered = sorted(results, key=lambda r: r["steps_per_s"])
+    med = dict(ordered[(len(ordered) - 1) // 2])
+    med["repeats_steps_per_s"] = [r["steps_per_s"] for r in results]
+    return med
 
 
 def _sps(r: dict | None) -> float | None:
@@ -271,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure ours with XLA's default (deadlock-prone) scheduler",
     )
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per contender")
+    p.add_argument("--cases", help="comma-separated case names (default: the whole suite)")
     p.add_argument("--purejaxrl-harness", help="path of a PureJaxRL harness script (see docs)")
     p.add_argument("--peer-python", default=sys.executable, help="python for the harness")
     a = p.parse_args(argv)
@@ -282,11 +310,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     print(HEADER, file=sys.stderr)
-    rows = run_suite(a.suite, seeds, a.purejaxrl_harness, a.peer_python, a.scale, a.xla_default)
+    cases = a.cases.split(",") if a.cases else None
+    known = [c[0] for c in SUITES[a.suite]]
+    if cases and not set(cases) <= set(known):
+        bad = sorted(set(cases) - set(known))
+        print(f"rl-aux bench: --cases {bad} not in suite {a.suite}: {known}", file=sys.stderr)
+        return 2
+    if a.repeats < 1:
+        print(f"rl-aux bench: --repeats={a.repeats} must be >= 1", file=sys.stderr)
+        return 2
+    rows = run_suite(
+        a.suite,
+        seeds,
+        a.purejaxrl_harness,
+        a.peer_python,
+        a.scale,
+        a.xla_default,
+        a.repeats,
+        cases,
+    )
     print("\n" + HEADER)
     for row in rows:
         print(_format_row(row))
-    print("(env steps/s after compilation; compile = our AOT lower+compile seconds)")
+    print(
+        f"(env steps/s after compilation, median of {a.repeats} interleaved runs; "
+        "compile = our AOT lower+compile seconds)"
+    )
     for row in rows:
         for col in ("raw", "ours", "ours_xla_default", "purejaxrl"):
             if row.get(col) and "error" in row[col]:

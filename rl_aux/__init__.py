@@ -15,3 +15,7 @@ if _os.environ.get("RL_AUX_XLA_CONCURRENT_SCHEDULER") != "1" and _FLAG not in _o
     "XLA_FLAGS", ""
 ):
     _os.environ["XLA_FLAGS"] = f"{_os.environ.get('XLA_FLAGS', '')} {_FLAG}=false".strip()
+
+from rl_aux.cpu_rng import use_unrolled_threefry_on_cpu as _unroll  # noqa: E402
+
+THREEFRY_UNROLLED_ON_CPU = _unroll()
