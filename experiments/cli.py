@@ -27,6 +27,7 @@ def train_main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"rl-aux train: config error: {e}", file=sys.stderr)
         return 2
+    from experiments.preempt import NonFiniteLoss, Preempted
     from experiments.train import ResumeMismatch, run_experiment
 
     try:
@@ -34,6 +35,12 @@ def train_main(argv: list[str]) -> int:
     except (FileExistsError, ResumeMismatch) as e:
         print(f"rl-aux train: {e}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as e:
+        print(f"rl-aux train: {e}", file=sys.stderr)
+        return 3
+    except Preempted as e:
+        print(f"rl-aux train: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
