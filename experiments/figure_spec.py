@@ -88,7 +88,7 @@ def algorithm_rows(runs: list[Run], metric: str) -> dict[tuple[str, str], pd.Dat
         for grid in grids:
             rows = run.metrics[run.metrics["grid"] == grid]
             label = plot.base_label(run)
-            algo = f"{label} {plot.hp_suffix(rows, grid)}" if len(grids) > 1 else label
+            algo = f"{label} {_hp_name(rows, grid)}" if len(grids) > 1 else label
             key = (algo, plot.env_name(run) or "task")
             if key in out:
                 clash = set(out[key]["seed"]) & set(rows["seed"])
@@ -100,6 +100,15 @@ def algorithm_rows(runs: list[Run], metric: str) -> dict[tuple[str, str], pd.Dat
                 rows = pd.concat([out[key], rows])
             out[key] = rows
     return out
+
+
+def _hp_name(rows: pd.DataFrame, grid: int) -> str:
+    """'lr=0.001 a.weight=1': lr first, then the other hp/ columns by name, whichever order
+    the source stored them in (a run store and wandb list them differently)."""
+    cols = sorted(
+        (c for c in rows.columns if c.startswith(plot.HP_PREFIX)), key=lambda c: (c != "hp/lr", c)
+    )
+    return plot.hp_suffix(rows[[*cols, *(c for c in rows.columns if c not in cols)]], grid)
 
 
 def score_table(rows: dict, metric: str, final_frac: float, norm) -> pd.DataFrame:

@@ -14,10 +14,13 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from experiments.config import load_config
+from experiments.plot import main as plot_main
 from experiments.preempt import NonFiniteLoss
 from experiments.train import run, run_experiment
 from rl_aux.configs import spec
@@ -40,13 +43,16 @@ class _CompileLog(logging.Handler):
             self.names.append(msg.split(" of ", 1)[1].split(" in ", 1)[0])
 
 
+@pytest.mark.slow  # 2 compiles of a 12-way vmapped PPO + 24 wandb runs: ~1.5-4 min on 2 cores
 def test_sweep_of_2_head_sets_x_4_seeds_x_3_lrs_compiles_2_programs(tmp_path):
+    root = tmp_path / "runs" / "sweep_cartpole"  # where experiments/figures/sweep_cartpole looks
     overrides = [
         "experiment=sweep_cartpole",
-        "total_timesteps=1024",  # 2 updates of 4 envs x 128 steps: one chunk per variant
+        "total_timesteps=2048",  # 4 updates of 4 envs x 128 steps, in 2 chunks of 2
         "logger.log_interval=1024",
         "plot=false",
-        f"run_dir={tmp_path}",
+        "logger.wandb.mode=offline",
+        f"run_dir={root}",
         *TINY,
     ]
     handler = _CompileLog()
@@ -62,13 +68,39 @@ def test_sweep_of_2_head_sets_x_4_seeds_x_3_lrs_compiles_2_programs(tmp_path):
     assert len(programs) == 2, handler.names
     rows = []
     for variant in ("reward_pred", "next_latent"):
-        df = pd.read_csv(tmp_path / variant / "metrics.csv")
+        df = pd.read_csv(root / variant / "metrics.csv")
         rows.append(df.assign(variant=variant))
     df = pd.concat(rows)
     runs = df.groupby(["variant", "grid", "seed"]).size()
-    assert len(runs) == 24 and (runs == 1).all()  # one log row (step 1024) per seed/grid run
+    assert len(runs) == 24 and (runs == 2).all()  # log rows at steps 1024 and 2048
     lrs = df.groupby(["variant", "grid"])["hp/lr"].unique()
     assert sorted(float(v[0]) for v in lrs) == sorted([0.0001, 0.00025, 0.001] * 2)
+    wandb_runs = list(root.glob("*/wandb/offline-run-*"))
+    assert len(wandb_runs) == 24  # one wandb run per seed/grid point
+
+    # The shipped figure spec on these runs: numbers equal a hand computation from
+    # metrics.csv, and the offline wandb copies of the same runs give the same CSVs.
+    from tests.test_figures import hand_iqm_ci
+
+    spec = yaml.safe_load(open("experiments/figures/sweep_cartpole.yaml"))
+    spec["reps"] = 200
+    (tmp_path / "store.yaml").write_text(yaml.safe_dump(spec))
+    spec["sources"] = [{"wandb_offline": "runs/sweep_cartpole"}]
+    (tmp_path / "wandb.yaml").write_text(yaml.safe_dump(spec))
+    for src in ("store", "wandb"):
+        args = ["--figure", str(tmp_path / f"{src}.yaml"), "--out", str(tmp_path / src)]
+        assert plot_main([*args, "--base", str(tmp_path)]) == 0
+    for name in ("scores", "curves", "aggregates", "profile", "improvement"):
+        a, b = (tmp_path / src / f"{name}.csv" for src in ("store", "wandb"))
+        assert a.read_bytes() == b.read_bytes(), name
+    agg = pd.read_csv(tmp_path / "store" / "aggregates.csv").set_index(["algorithm", "aggregate"])
+    for (variant, _, lr), d in df.groupby(["variant", "grid", "hp/lr"]):
+        # final score: mean return over the last 10% of the logged steps (here: step 2048)
+        last = d[d["global_step"] == 2048].sort_values("seed")
+        m = last["charts/episodic_return"].to_numpy()[:, None] / 500.0  # normalise: max 500
+        algo = next(a for a, _ in agg.index if a.startswith(f"{variant} lr={lr:g} "))
+        got = agg.loc[(algo, "iqm"), ["value", "ci_low", "ci_high"]].to_numpy(float)
+        np.testing.assert_allclose(got, hand_iqm_ci(m), rtol=1e-9)
 
 
 # ------------------------------------------------------------------ NaN guard
