@@ -27,6 +27,15 @@ from rl_aux.checkpoint import Checkpointer
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.logging import RunStore, run_status, scrub_secrets
+from rl_aux.sharding import (
+    AXIS,
+    maybe_initialize_distributed,
+    per_device,
+    run_mesh,
+    run_shardings,
+    specs,
+    to_host,
+)
 from rl_aux.vectorize import vmapped_chunk, vmapped_init
 
 WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
@@ -86,6 +95,8 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
+    d = cfg.distributed
+    maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
     env, agent = build_agent(cfg)
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
@@ -121,10 +132,17 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     try:
         t0 = time.time()
         init_fn, axes = vmapped_init(agent, keys[0], hps[0])
+        mesh = run_mesh(len(flat_seeds))  # >1 device: split the seed/grid axis over them
+        if mesh is not None:  # each device initialises its own slice of runs
+            split = jax.sharding.PartitionSpec(AXIS)
+            vinit = jax.vmap(agent.init, out_axes=axes)
+            init_fn = jax.jit(per_device(vinit, mesh, (split, split), specs(axes)))
         state = init_fn(keys, hp_batch)
         start_chunk = 0
         if cfg.resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(ckpt.latest_step(), state)
+            if mesh is not None:
+                state = jax.device_put(state, run_shardings(mesh, axes))
             start_chunk = int(meta["chunk"]) + 1
             _say(
                 quiet,
@@ -135,14 +153,16 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
         )
 
-        compiled = vmapped_chunk(agent, axes, upc).lower(state).compile()
+        compiled = vmapped_chunk(agent, axes, upc, mesh=mesh).lower(state).compile()
         last = num_updates - (n_chunks - 1) * upc
         compiled_last = compiled
         if last != upc:
-            compiled_last = vmapped_chunk(agent, axes, last).lower(state).compile()
-        eval_fn = jax.jit(
-            jax.vmap(lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps))
+            compiled_last = vmapped_chunk(agent, axes, last, mesh=mesh).lower(state).compile()
+        eval_fn = jax.vmap(
+            lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps)
         )
+        split = jax.sharding.PartitionSpec(AXIS)
+        eval_fn = jax.jit(per_device(eval_fn, mesh, (split, split), split))
         eval_fn = eval_fn.lower(state.params, keys).compile()
         compile_s = time.time() - t0
         store.write_meta(
@@ -151,6 +171,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 "num_updates": num_updates,
                 "updates_per_chunk": upc,
                 "steps_per_update": spu,
+                "run_devices": 1 if mesh is None else mesh.size,  # devices the runs split over
             }
         )
         store.start_wandb(
@@ -176,7 +197,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             tc = time.time()
             fn = compiled_last if c == n_chunks - 1 else compiled
             state, m = fn(state)
-            m = jax.device_get(m)
+            m = to_host(m)
             step = min((c + 1) * upc, num_updates) * spu
             dt = time.time() - tc
             rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps)
@@ -186,7 +207,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 ek = jnp.stack(
                     [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in flat_seeds]
                 )
-                ev = np.asarray(eval_fn(state.params, ek)).mean(-1)
+                ev = np.asarray(to_host(eval_fn(state.params, ek))).mean(-1)
                 for row, v in zip(rows, ev, strict=True):
                     row["eval/episodic_return"] = float(v)
             for row in rows:
@@ -266,7 +287,9 @@ def check_resumable(run_dir: str, resolved: dict) -> None:
         old = flatten_dict(yaml.safe_load(f) or {})
     new = flatten_dict(resolved)
     diff = sorted(
-        k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k)
+        k
+        for k in set(old) | set(new)
+        if k not in _RESUME_FREE and not k.startswith("distributed.") and old.get(k) != new.get(k)
     )
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
