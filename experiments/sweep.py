@@ -65,7 +65,7 @@ def run_job(cfg) -> int:
     cmd_overrides = [o for o in job if _key(o) not in ("run_dir", "resume", "_sweep_keys_")]
     run_dir = job_dir(root, job, swept)
     cmd = [sys.executable, "-m", "experiments.cli", "train", *cmd_overrides]
-    cmd += [f"run_dir={os.path.abspath(run_dir)}", "resume=true"]
+    cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=true"]  # quoted: '=' and ','"
     print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
     code = subprocess.run(cmd, check=False).returncode
     if code != 0:
