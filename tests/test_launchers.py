@@ -22,7 +22,7 @@ def test_ray_launcher_sweep_of_4_jobs_lands_in_the_run_store(tmp_path):
         "sweep",
         "hydra/launcher=ray_local",
         "hydra.launcher.ray.init.num_cpus=2",  # a local cluster on 127.0.0.1
-        "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
+        "hydra.launcher.ray.init._node_ip_address=127.0.0.1",
         "seed=0,1,2,3",
         *TINY,
         f"run_dir={tmp_path}",
