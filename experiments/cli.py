@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: rl-aux {train,plot,bench} ...
+USAGE = """usage: rl-aux {train,sweep,plot,bench} ...
 
   rl-aux train [hydra overrides...]   e.g. rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4
+  rl-aux sweep [overrides...]         hydra multirun: head=a,b env=x,y [hydra/launcher=slurm|ray]
   rl-aux plot RUN_DIR... --out DIR    learning curves + IQM table from logged runs
+  rl-aux plot --figure NAME           a figure spec of experiments/figures/ (rliable panels)
   rl-aux bench --suite core [--json FILE]   env steps/s, side by side with the raw env
 """
 
@@ -27,6 +29,7 @@ def train_main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"rl-aux train: config error: {e}", file=sys.stderr)
         return 2
+    from experiments.preempt import NonFiniteLoss, Preempted
     from experiments.train import ResumeMismatch, run_experiment
 
     try:
@@ -34,6 +37,12 @@ def train_main(argv: list[str]) -> int:
     except (FileExistsError, ResumeMismatch) as e:
         print(f"rl-aux train: {e}", file=sys.stderr)
         return 2
+    except NonFiniteLoss as e:
+        print(f"rl-aux train: {e}", file=sys.stderr)
+        return 3
+    except Preempted as e:
+        print(f"rl-aux train: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
@@ -45,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
         return train_main(rest)
+    if cmd == "sweep":
+        from experiments import sweep
+
+        return sweep.main(rest)
     if cmd == "plot":
         from experiments import plot
 
@@ -54,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench.main(rest)
     print(
-        f"rl-aux: unknown command {cmd!r}; accepted: train, plot, bench\n\n{USAGE}", file=sys.stderr
+        f"rl-aux: unknown command {cmd!r}; accepted: train, sweep, plot, bench\n\n{USAGE}",
+        file=sys.stderr,
     )
     return 2
 

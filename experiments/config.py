@@ -64,6 +64,16 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """Multi-host start (jax.distributed.initialize); unset fields come from SLURM/JAX_* env."""
+
+    enabled: bool = False
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     agent: Any = None  # PPOConfig | DQNConfig, chosen by agent_name
     agent_name: str = "ppo"
@@ -80,6 +90,7 @@ class TrainConfig:
     eval: EvalConfig = EvalConfig()
     logger: LoggerConfig = LoggerConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    distributed: DistributedConfig = DistributedConfig()
     variants: dict = dataclasses.field(default_factory=dict)  # label -> list of overrides
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
     plugins: tuple = ()  # modules imported before composing (they register heads)
@@ -221,6 +232,7 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
         "logger": LoggerConfig,
         "checkpoint": CheckpointConfig,
         "logger.wandb": WandbConfig,
+        "distributed": DistributedConfig,
         "env": EnvConfig,
     }.get(parent)
     return [f.name for f in dataclasses.fields(sub)] if sub else []

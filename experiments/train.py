@@ -22,10 +22,20 @@ import numpy as np
 
 from envs import make_env
 from experiments.config import TrainConfig, agent_classes, flatten_dict
+from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
-from rl_aux.logging import RunStore, scrub_secrets
+from rl_aux.logging import RunStore, run_status, scrub_secrets
+from rl_aux.sharding import (
+    AXIS,
+    maybe_initialize_distributed,
+    per_device,
+    run_mesh,
+    run_shardings,
+    specs,
+    to_host,
+)
 from rl_aux.vectorize import vmapped_chunk, vmapped_init
 
 WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
@@ -85,6 +95,8 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
+    d = cfg.distributed
+    maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
     env, agent = build_agent(cfg)
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
@@ -110,16 +122,27 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     resolved = scrub_secrets(cfg.to_yaml_dict())
     if cfg.resume:
         check_resumable(cfg.run_dir, resolved)
+        if run_status(cfg.run_dir).get("status") == "finished":  # a relaunched sweep skips it
+            _say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
+            return _summary(cfg, os.path.join(cfg.run_dir, "metrics.csv"))
     store = RunStore(cfg.run_dir, cfg.resume)
     store.write_config(resolved)
     ckpt = Checkpointer(os.path.join(cfg.run_dir, "checkpoints"), cfg.checkpoint.keep)
+    stop = StopFlag().__enter__()  # SIGTERM/SIGINT: checkpoint at the next chunk end, then exit
     try:
         t0 = time.time()
         init_fn, axes = vmapped_init(agent, keys[0], hps[0])
+        mesh = run_mesh(len(flat_seeds))  # >1 device: split the seed/grid axis over them
+        if mesh is not None:  # each device initialises its own slice of runs
+            split = jax.sharding.PartitionSpec(AXIS)
+            vinit = jax.vmap(agent.init, out_axes=axes)
+            init_fn = jax.jit(per_device(vinit, mesh, (split, split), specs(axes)))
         state = init_fn(keys, hp_batch)
         start_chunk = 0
         if cfg.resume and ckpt.latest_step() is not None:
             state, meta = ckpt.restore(ckpt.latest_step(), state)
+            if mesh is not None:
+                state = jax.device_put(state, run_shardings(mesh, axes))
             start_chunk = int(meta["chunk"]) + 1
             _say(
                 quiet,
@@ -130,14 +153,16 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
         )
 
-        compiled = vmapped_chunk(agent, axes, upc).lower(state).compile()
+        compiled = vmapped_chunk(agent, axes, upc, mesh=mesh).lower(state).compile()
         last = num_updates - (n_chunks - 1) * upc
         compiled_last = compiled
         if last != upc:
-            compiled_last = vmapped_chunk(agent, axes, last).lower(state).compile()
-        eval_fn = jax.jit(
-            jax.vmap(lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps))
+            compiled_last = vmapped_chunk(agent, axes, last, mesh=mesh).lower(state).compile()
+        eval_fn = jax.vmap(
+            lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps)
         )
+        split = jax.sharding.PartitionSpec(AXIS)
+        eval_fn = jax.jit(per_device(eval_fn, mesh, (split, split), split))
         eval_fn = eval_fn.lower(state.params, keys).compile()
         compile_s = time.time() - t0
         store.write_meta(
@@ -146,6 +171,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 "num_updates": num_updates,
                 "updates_per_chunk": upc,
                 "steps_per_update": spu,
+                "run_devices": 1 if mesh is None else mesh.size,  # devices the runs split over
             }
         )
         store.start_wandb(
@@ -162,42 +188,84 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             f"seed(s), {num_updates} updates of {spu} steps; compiled in {compile_s:.1f}s",
         )
 
+        store.write_status("running", global_step=done_steps)
         bar = _progress(cfg, quiet, done_steps)
         t_start = time.time()
-        finals = []
         for c in range(start_chunk, n_chunks):
+            if stop.signum is not None:
+                _stop_on_signal(store, ckpt, stop.signum, done_steps, cfg.run_dir)
             tc = time.time()
             fn = compiled_last if c == n_chunks - 1 else compiled
             state, m = fn(state)
-            m = jax.device_get(m)
+            m = to_host(m)
             step = min((c + 1) * upc, num_updates) * spu
             dt = time.time() - tc
             rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps)
             prev = min(c * upc, num_updates) * spu
+            _check_finite(rows, store, ckpt, cfg.run_dir)
             if step // eval_every > prev // eval_every or c == n_chunks - 1:
                 ek = jnp.stack(
                     [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in flat_seeds]
                 )
-                ev = np.asarray(eval_fn(state.params, ek)).mean(-1)
+                ev = np.asarray(to_host(eval_fn(state.params, ek))).mean(-1)
                 for row, v in zip(rows, ev, strict=True):
                     row["eval/episodic_return"] = float(v)
             for row in rows:
                 row["charts/sps"] = (step - prev) * len(rows) / dt
                 row["time/elapsed_s"] = time.time() - t_start
             store.log_rows(rows)
-            finals.append(rows)
+            done_steps = step
             if step // ckpt_every > prev // ckpt_every or c == n_chunks - 1:
                 store.sync()
                 ckpt.save(c, state, {"chunk": c, "global_step": step})
+            elif stop.signum is not None:  # checkpoint the chunk just logged, then stop
+                store.sync()
+                ckpt.save(c, state, {"chunk": c, "global_step": step})
             _advance(bar, step - prev, rows)
+            if stop.signum is not None and c < n_chunks - 1:
+                _stop_on_signal(store, ckpt, stop.signum, step, cfg.run_dir)
         if bar is not None:
             bar.close()
+        store.write_status("finished", global_step=done_steps)
         summary = _summary(cfg, store.metrics_path)
         _say(quiet, _format_summary(cfg, summary))
         return summary
     finally:
+        stop.__exit__(None, None, None)
         store.close()
         ckpt.close()
+
+
+def _stop_on_signal(store: RunStore, ckpt, signum: int, step: int, run_dir: str):
+    """Record the stop and raise Preempted (the last logged chunk is already checkpointed)."""
+    store.sync()
+    store.write_status("preempted", global_step=step, signal=signum)
+    latest = ckpt.latest_step()
+    where = f"checkpoint after chunk {latest}" if latest is not None else "no checkpoint yet"
+    raise Preempted(
+        signum,
+        f"stopped by signal {signum} at global_step {step} ({where}) in {run_dir}; "
+        "relaunch the same command with resume=true to continue",
+    )
+
+
+def _check_finite(rows: list[dict], store: RunStore, ckpt, run_dir: str) -> None:
+    """Stop with a message naming the loss when any loss of this chunk is NaN/Inf.
+
+    The chunk's rows and state are dropped: metrics.csv and the last checkpoint stay the last
+    good ones, so `resume=true` (e.g. with a smaller learning rate) restarts from there."""
+    for row in rows:
+        bad = [k for k, v in row.items() if "loss" in k and not math.isfinite(v)]
+        if bad:
+            latest = ckpt.latest_step()
+            store.write_status("diverged", global_step=row["global_step"], losses=bad)
+            hp = {k: v for k, v in row.items() if k.startswith("hp/")}
+            raise NonFiniteLoss(
+                f"non-finite loss {bad[0]}={row[bad[0]]} (all: {', '.join(bad)}) in the chunk "
+                f"ending at global_step {row['global_step']}, seed {row['seed']}, grid "
+                f"{row['grid']} {hp}. Stopped; {run_dir} keeps its last good checkpoint "
+                f"(chunk {latest}) and metrics."
+            )
 
 
 class ResumeMismatch(ValueError):
@@ -219,7 +287,9 @@ def check_resumable(run_dir: str, resolved: dict) -> None:
         old = flatten_dict(yaml.safe_load(f) or {})
     new = flatten_dict(resolved)
     diff = sorted(
-        k for k in set(old) | set(new) if k not in _RESUME_FREE and old.get(k) != new.get(k)
+        k
+        for k in set(old) | set(new)
+        if k not in _RESUME_FREE and not k.startswith("distributed.") and old.get(k) != new.get(k)
     )
     if diff:
         shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])

@@ -1,8 +1,9 @@
 """The local run store (`runs/<experiment>/<run>/`) and its wandb mirror.
 
 Files: `config.yaml` (resolved config), `meta.json` (git commit, versions, devices, command),
-`metrics.csv` (one row per log step per seed and grid point, flushed at every write) and
-`checkpoints/`. wandb, when enabled, gets the same rows: one wandb run per seed/grid point.
+`metrics.csv` (one row per log step per seed and grid point, flushed at every write),
+`status.json` (running/finished/preempted/diverged) and `checkpoints/`. wandb, when enabled,
+gets the same rows: one wandb run per seed/grid point.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ class RunStore:
         with open(path, "w") as f:
             json.dump(meta, f, indent=2)
 
+    def write_status(self, status: str, **info: Any) -> None:
+        """status.json: running | finished | preempted | diverged (a relaunch skips finished)."""
+        path = os.path.join(self.run_dir, "status.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"status": status, **info, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
+        os.replace(tmp, path)
+
     def open_metrics(self, columns: list[str], keep_up_to_step: int | None) -> None:
         """Start metrics.csv; on resume keep only rows with global_step <= keep_up_to_step."""
         self.columns = list(columns)
@@ -175,6 +184,15 @@ class RunStore:
         for run in self._wandb_runs.values():
             run.finish()
         self._wandb_runs.clear()
+
+
+def run_status(run_dir: str) -> dict:
+    """The run's status.json ({} when the run never started)."""
+    path = os.path.join(run_dir, "status.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def _fmt(v: Any) -> Any:

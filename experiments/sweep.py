@@ -1,0 +1,101 @@
+"""`rl-aux sweep`: a hydra multirun whose jobs are `rl-aux train` runs, on a hydra launcher.
+
+Seeds and shape-free floats (`grid.lr=[...]`, `grid.<head>.weight=[...]`) stay inside one
+vmapped program per job; comma-swept keys (`env=a,b head=x,y`) become separate jobs. Each
+job trains in a fresh `rl-aux train` process (so every launcher - basic, submitit local or
+SLURM, Ray - runs the same code), into `<root>/<swept key=value,...>`, always with
+resume=true: a relaunched sweep skips finished runs and resumes the others from their
+checkpoints. Launchers: `hydra/launcher=local_parallel|slurm|ray` (experiments/configs/hydra/
+launcher/); default: one job after another in this process's host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from experiments.config import CONFIG_DIR, _force_grid, _register_generated_groups, import_plugins
+
+_SWEEP_FN = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
+
+
+def _is_swept(override: str) -> bool:
+    """`key=a,b` (a comma outside brackets/quotes) or `key=range(...)`/`choice(...)`."""
+    if "=" not in override or override.startswith("hydra"):
+        return False
+    value = override.split("=", 1)[1]
+    if _SWEEP_FN.match(value):
+        return True
+    depth, quote = 0, None
+    for ch in value:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def job_dir(root: str, job_overrides: list[str], swept: set[str]) -> str:
+    """`<root>/<k=v,...>` from the job's values of the swept keys (stable across relaunches)."""
+    parts = sorted(o for o in job_overrides if _key(o) in swept)
+    name = ",".join(parts).replace("/", "_") or "run"
+    return os.path.join(root, name)
+
+
+def run_job(cfg) -> int:
+    """One multirun job: `rl-aux train <the job's overrides> run_dir=... resume=true`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    job = [o for o in hc.overrides.task if not o.startswith("hydra")]
+    swept = set(cfg.get("_sweep_keys_", "").split(",")) - {""}
+    root = cfg.run_dir or os.path.join("runs", cfg.experiment)
+    cmd_overrides = [o for o in job if _key(o) not in ("run_dir", "resume", "_sweep_keys_")]
+    run_dir = job_dir(root, job, swept)
+    cmd = [sys.executable, "-m", "experiments.cli", "train", *cmd_overrides]
+    cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=true"]  # quoted: '=' and ','"
+    print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        raise RuntimeError(f"rl-aux sweep: job {hc.job.num} ({run_dir}) exited with code {code}")
+    return code
+
+
+def main(argv: list[str]) -> int:
+    """`rl-aux sweep [overrides...]`: builds the hydra multirun command line and runs it."""
+    import hydra
+
+    import_plugins(argv)
+    _register_generated_groups()
+    swept = sorted({_key(o) for o in argv if _is_swept(o)})
+    root = next((o.split("=", 1)[1] for o in argv if o.startswith("run_dir=")), "")
+    experiment = next((o.split("=", 1)[1] for o in argv if o.startswith("experiment=")), "")
+    sweep_dir = os.path.join(root or os.path.join("runs", experiment or "default"), ".hydra")
+    args = [
+        "--multirun",
+        *[_force_grid(o) for o in argv],
+        f"++_sweep_keys_={','.join(swept)}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+    ]
+    saved = sys.argv
+    sys.argv = ["rl-aux-sweep", *args]
+    try:
+        hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")(run_job)()
+    except SystemExit as e:  # hydra exits on bad input
+        return int(e.code or 0)
+    finally:
+        sys.argv = saved
+    return 0
