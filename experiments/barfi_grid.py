@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -61,8 +62,9 @@ def _batch_transition(env: BarfiGrid, b: dict) -> Transition:
     )
 
 
-def make_arm(cfg: GridExpConfig, arm: str):
-    """Returns train(key) -> metrics for one seed (jit/vmap it)."""
+def build(cfg: GridExpConfig, arm: str) -> types.SimpleNamespace:
+    """The arm's pieces: `train(key) -> metrics` for one seed (jit/vmap it), and the rollout,
+    inner/outer losses and modules it is made of (the hypergradient tests reuse them)."""
     env = BarfiGrid()
     n_cells, T, E = env.size**2, env.horizon, cfg.episodes
     module = BlendReward(
@@ -218,11 +220,20 @@ def make_arm(cfg: GridExpConfig, arm: str):
         metrics["b_map"] = b.reshape(env.size, env.size)
         return metrics
 
-    return train
+    return types.SimpleNamespace(
+        train=train,
+        rollout=rollout,
+        inner_loss=inner_loss,
+        outer_loss=outer_loss,
+        advantages=advantages,
+        module=module,
+        inner_opt=inner_opt,
+        env=env,
+    )
 
 
 def run_arm(cfg: GridExpConfig, arm: str, seeds: int = 16) -> dict:
-    train = jax.jit(jax.vmap(make_arm(cfg, arm)))
+    train = jax.jit(jax.vmap(build(cfg, arm).train))
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
     return jax.tree.map(np.asarray, jax.block_until_ready(train(keys)))
 

@@ -36,7 +36,7 @@ def aux_rewards(tr: Transition, sources: tuple[str, ...]) -> Array:
         raise KeyError(
             f"reward sources {missing} not in transition extras; present: {have or 'none'}"
         )
-    return jnp.stack([jnp.asarray(tr.extras[AUX_PREFIX + s], jnp.float32) for s in sources], -1)
+    return jnp.stack([jnp.asarray(tr.extras[AUX_PREFIX + s], float) for s in sources], -1)
 
 
 class RewardModule:
@@ -96,7 +96,7 @@ class EnvReward(RewardModule):
         pass
 
     def reward(self, params, tr):
-        return tr.reward.astype(jnp.float32), jnp.asarray(self.gamma, jnp.float32)
+        return jnp.asarray(tr.reward, float), jnp.asarray(self.gamma, float)
 
 
 def stop_features(tr: Transition) -> Array:

@@ -61,7 +61,7 @@ class BlendReward(RewardModule):
 
     def discount(self, params: Params) -> Array:
         if not self.cfg.learn_gamma:
-            return jnp.asarray(self.cfg.gamma_init, jnp.float32)
+            return jnp.asarray(self.cfg.gamma_init, float)
         return jax.nn.sigmoid(params["g"])
 
     def reward(self, params: Params, tr: Transition) -> tuple[Array, Array]:
@@ -70,7 +70,7 @@ class BlendReward(RewardModule):
         r_aux = aux_rewards(tr, tuple(self.cfg.sources))
         b, w = self.blend_terms(params, feats)
         chex.assert_equal_shape([w, r_aux])
-        r = tr.reward.astype(jnp.float32) + b + jnp.sum(w * r_aux, -1)
+        r = jnp.asarray(tr.reward, float) + b + jnp.sum(w * r_aux, -1)
         return r, self.discount(params)
 
     def penalty(self, params: Params) -> Array:
