@@ -291,9 +291,10 @@ def main(argv=None) -> None:
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--iterations", type=int, default=GridExpConfig.iterations)
+    p.add_argument("--meta-lr", type=float, default=GridExpConfig.meta_lr)
     p.add_argument("--out", default="runs/barfi_grid")
     a = p.parse_args(argv)
-    cfg = GridExpConfig(aux=a.aux, iterations=a.iterations)
+    cfg = GridExpConfig(aux=a.aux, iterations=a.iterations, meta_lr=a.meta_lr)
     os.makedirs(a.out, exist_ok=True)
     results, summary = {}, {}
     for arm in a.arms.split(","):
