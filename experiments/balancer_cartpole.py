@@ -9,8 +9,6 @@ the fraction of the (main-only - fixed) gap each balancer recovers.
 
 from __future__ import annotations
 
-import rl_aux  # noqa: F401  (XLA flags before the backend starts)
-
 import argparse
 import json
 import os
@@ -20,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import rl_aux  # noqa: F401  (XLA flags before the backend starts)
 from experiments.config import load_config
 from experiments.train import build_agent
 from rl_aux.vectorize import vmapped_chunk, vmapped_init
@@ -74,20 +73,26 @@ def main(argv=None) -> None:
         t0 = time.time()
         curves[arm] = run_arm(arm, a.seeds, a.steps, a.noise_weight)
         auc = curves[arm].mean(1)
-        summary[arm] = {"auc": _ci(auc, rng), "per_seed_auc": auc.tolist(),
-                        "final": float(curves[arm][:, -20:].mean()), "seconds": time.time() - t0}
+        summary[arm] = {
+            "auc": _ci(auc, rng),
+            "per_seed_auc": auc.tolist(),
+            "final": float(curves[arm][:, -20:].mean()),
+            "seconds": time.time() - t0,
+        }
         print(arm, json.dumps(summary[arm]), flush=True)
     if "main_only" in summary and "fixed" in summary:
         top, low = summary["main_only"]["auc"][0], summary["fixed"]["auc"][0]
-        for arm, s in summary.items():
+        for s in summary.values():
             s["gap_recovered"] = (s["auc"][0] - low) / (top - low) if top != low else float("nan")
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump({"args": vars(a), "arms": summary}, f, indent=1)
     np.savez(os.path.join(a.out, "curves.npz"), **curves)
     _plot(curves, summary, os.path.join(a.out, "balancer_cartpole.png"))
     for arm, s in summary.items():
-        print(f"{arm:12s} AUC {s['auc'][0]:7.1f} [{s['auc'][1]:.1f}, {s['auc'][2]:.1f}]"
-              f"  gap recovered {s.get('gap_recovered', float('nan')):.2f}")
+        print(
+            f"{arm:12s} AUC {s['auc'][0]:7.1f} [{s['auc'][1]:.1f}, {s['auc'][2]:.1f}]"
+            f"  gap recovered {s.get('gap_recovered', float('nan')):.2f}"
+        )
 
 
 def _plot(curves: dict, summary: dict, path: str) -> None:
@@ -106,8 +111,10 @@ def _plot(curves: dict, summary: dict, path: str) -> None:
     axes[0].legend(fontsize=8)
     names = list(summary)
     mu = [summary[n]["auc"][0] for n in names]
-    err = [[m - summary[n]["auc"][1] for n, m in zip(names, mu)],
-           [summary[n]["auc"][2] - m for n, m in zip(names, mu)]]
+    err = [
+        [m - summary[n]["auc"][1] for n, m in zip(names, mu, strict=True)],
+        [summary[n]["auc"][2] - m for n, m in zip(names, mu, strict=True)],
+    ]
     axes[1].barh(names, mu, xerr=err)
     axes[1].set(xlabel="area under the return curve (mean return), 95% CI")
     fig.tight_layout()
