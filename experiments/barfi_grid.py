@@ -292,9 +292,12 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--iterations", type=int, default=GridExpConfig.iterations)
     p.add_argument("--meta-lr", type=float, default=GridExpConfig.meta_lr)
+    p.add_argument("--reward-l2", type=float, default=GridExpConfig.reward_l2)
     p.add_argument("--out", default="runs/barfi_grid")
     a = p.parse_args(argv)
-    cfg = GridExpConfig(aux=a.aux, iterations=a.iterations, meta_lr=a.meta_lr)
+    cfg = GridExpConfig(
+        aux=a.aux, iterations=a.iterations, meta_lr=a.meta_lr, reward_l2=a.reward_l2
+    )
     os.makedirs(a.out, exist_ok=True)
     results, summary = {}, {}
     for arm in a.arms.split(","):
