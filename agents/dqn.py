@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balance import balanced_grads
+from rl_aux.balance import BALANCERS, balanced_grads
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
@@ -55,7 +55,7 @@ class DQNConfig:
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
     loss: str = spec("mse", choices=("mse", "huber"))
-    balancer: str = spec("weighted_sum", choices=("weighted_sum", "bloop"))
+    balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
     network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
 

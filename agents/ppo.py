@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balance import balanced_grads
+from rl_aux.balance import BALANCERS, balanced_grads
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
@@ -52,7 +52,7 @@ class PPOConfig:
     clip_value_loss: bool = True
     bootstrap_truncation: bool = True  # V(final obs) at time-limit ends (False: treat as terminal)
     normalize_advantages: bool = True
-    balancer: str = spec("weighted_sum", choices=("weighted_sum", "bloop"))
+    balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
     network: NetworkConfig = NetworkConfig(separate_critic=True)
 

@@ -28,6 +28,10 @@ SUITES = {
         ("dqn/Breakout-MinAtar", "dqn_cartpole", "gymnax/Breakout-MinAtar", 50_000),
     ],
 }
+# `--suite blend`: the BARFI blend's cost per update against the plain learner (the same
+# tabular A2C gridworld learner on the fixed naive blend), iterations timed per arm.
+BLEND_ARMS = ("naive", "lookahead", "neumann")
+BLEND_ITERATIONS = 400
 PEER_CASES = {  # our case -> (peer algo, peer env)
     "ppo/CartPole-v1": ("ppo", "CartPole-v1"),
     "ppo/Breakout-MinAtar": ("ppo", "Breakout-MinAtar"),
@@ -107,6 +111,61 @@ def _worker_raw(env: str, num_envs: int, steps: int) -> dict:
         "steps_per_s": n * num_envs / run_s,
         "num_envs": num_envs,
     }
+
+
+def _worker_blend(arm: str, seeds: int, iterations: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from experiments.barfi_grid import GridExpConfig, build
+
+    cfg = GridExpConfig(iterations=iterations)
+    fn = jax.jit(jax.vmap(build(cfg, arm).train))
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
+    t0 = time.perf_counter()
+    compiled = fn.lower(keys).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(keys))
+    run_s = time.perf_counter() - t0
+    return {"compile_s": compile_s, "run_s": run_s, "s_per_update": run_s / iterations}
+
+
+def run_blend_suite(seeds_list: list[int], scale: float) -> list[dict]:
+    """Seconds per outer iteration of each blend arm, and the ratio to the plain learner."""
+    iters = max(int(BLEND_ITERATIONS * scale), 1)
+    rows = []
+    for seeds in seeds_list:
+        row = {"case": "blend/barfi-grid", "seeds": seeds, "iterations": iters}
+        for arm in BLEND_ARMS:
+            row[arm] = _run_worker(["blend", arm, str(seeds), str(iters)])
+        base = row["naive"].get("s_per_update")
+        for arm in BLEND_ARMS[1:]:
+            t = row[arm].get("s_per_update")
+            row[f"{arm}_ratio"] = t / base if t and base else None
+        rows.append(row)
+    return rows
+
+
+def _format_blend(row: dict) -> str:
+    def ms(arm):
+        r = row[arm]
+        return f"{r['s_per_update'] * 1e3:9.2f}" if "s_per_update" in r else "  HUNG/ERR"
+
+    def ratio(arm):
+        x = row.get(f"{arm}_ratio")
+        return f"{x:7.2f}x" if x else "       -"
+
+    return (
+        f"{row['case']:<18} {row['seeds']:>5} {ms('naive')} {ms('lookahead')} {ms('neumann')} "
+        f"{ratio('lookahead')} {ratio('neumann')}"
+    )
+
+
+BLEND_HEADER = (
+    f"{'case':<18} {'seeds':>5} {'plain ms':>9} {'look. ms':>9} {'neum. ms':>9} "
+    f"{'look/pl':>8} {'neum/pl':>8}"
+)
 
 
 # ---------------------------------------------------------------------- driver
@@ -283,12 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         kind, rest = argv[1], argv[2:]
         if kind == "ours":
             out = _worker_ours(rest[0], rest[1], int(rest[2]), int(rest[3]))
+        elif kind == "blend":
+            out = _worker_blend(rest[0], int(rest[1]), int(rest[2]))
         else:
             out = _worker_raw(rest[0], int(rest[1]), int(rest[2]))
         print(json.dumps(out))
         return 0
     p = argparse.ArgumentParser(prog="rl-aux bench", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="core", choices=sorted(SUITES))
+    p.add_argument("--suite", default="core", choices=sorted([*SUITES, "blend"]))
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
@@ -309,6 +370,16 @@ def main(argv: list[str] | None = None) -> int:
             f"rl-aux bench: --seeds={a.seeds!r} must be comma-separated integers", file=sys.stderr
         )
         return 2
+    if a.suite == "blend":
+        rows = run_blend_suite(seeds, a.scale)
+        print(BLEND_HEADER)
+        for row in rows:
+            print(_format_blend(row))
+        print("(ms per outer iteration = 2 rollouts of 8 episodes + 2 inner steps [+ hypergrad])")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"suite": "blend", "rows": rows, "machine": _machine()}, f, indent=2)
+        return 0
     print(HEADER, file=sys.stderr)
     cases = a.cases.split(",") if a.cases else None
     known = [c[0] for c in SUITES[a.suite]]

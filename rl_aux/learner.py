@@ -28,6 +28,7 @@ def set_lr(opt_state, lr):
 
 
 def balancer_from(cfg) -> Balancer:
+    """The balancer named by `cfg.balancer`, with the options the agent config carries."""
     kwargs = {"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {}
     return make_balancer(cfg.balancer, **kwargs)
 

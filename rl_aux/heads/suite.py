@@ -2,7 +2,8 @@
 
 It initialises each head's params under params["heads"][name], computes the features the
 union of the heads' `requires` asks for (once, shared by all heads), and returns the weighted
-sum of head losses plus per-head metrics (`aux/<name>/loss`, `aux/<name>/<metric>`).
+sum of head losses plus per-head metrics (`aux/<name>/loss`, `aux/<name>/weighted_loss`
+(read by per-head balancers), `aux/<name>/<metric>`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class HeadSuite:
             loss, m = head.loss(params["heads"][head.name], hin, k)
             total = total + weights[head.name] * loss
             metrics[f"aux/{head.name}/loss"] = loss
+            metrics[f"aux/{head.name}/weighted_loss"] = weights[head.name] * loss
             metrics.update({f"aux/{head.name}/{n}": v for n, v in m.items()})
         return total, metrics
 

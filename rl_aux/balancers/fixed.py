@@ -1,0 +1,12 @@
+"""Fixed loss weights (the baseline every balancer must beat): weights already sit in the loss."""
+
+from __future__ import annotations
+
+import optax
+
+from rl_aux.balancers.core import Balancer
+
+
+def weighted_sum() -> Balancer:
+    """The plain weighted sum d = g_main + sum_i w_i g_i, one backward pass."""
+    return Balancer("sum", optax.with_extra_args_support(optax.identity()))

@@ -1,0 +1,48 @@
+"""A deliberately harmful head: regress fresh i.i.d. N(0, 1) targets (a negative control).
+
+Its gradient carries no information about the task, only noise into the shared torso, so a
+balancer that screens conflicting or noisy aux gradients should recover main-only learning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rl_aux.configs import spec
+from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseTargetConfig(HeadConfig):
+    dim: int = spec(8, ge=1)
+    hidden: int = spec(64, ge=1)
+
+
+class _NoiseModule(nn.Module):
+    hidden: int
+    dim: int
+
+    @nn.compact
+    def __call__(self, x, action=None):
+        return nn.Dense(self.dim)(nn.relu(nn.Dense(self.hidden)(x)))
+
+
+@register_head("noise_target")
+class NoiseTarget(AuxHead):
+    """Regresses i.i.d. noise targets drawn anew at every loss call (Hsieh et al. 2024 spirit)."""
+
+    Config = NoiseTargetConfig
+    requires = frozenset()
+
+    def module(self) -> nn.Module:
+        return _NoiseModule(self.cfg.hidden, self.cfg.dim)
+
+    def loss(self, params, inputs: HeadInputs, key):
+        """Squared error to eps ~ N(0, I), eps independent of the input: pure gradient noise."""
+        pred = self.module().apply(params, self.features(inputs.feats))
+        eps = jax.random.normal(key, pred.shape, pred.dtype)
+        return masked_mean(jnp.mean((pred - eps) ** 2, -1), inputs.mask), {}

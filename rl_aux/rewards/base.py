@@ -1,0 +1,104 @@
+"""The reward-module plugin contract and its registry.
+
+A reward module turns the environment's (primary) reward plus auxiliary signals into the
+reward and discount a learner optimises, and may own parameters with their own outer update:
+
+    @register_reward("my_reward")
+    class MyReward(RewardModule):
+        Config = MyRewardConfig                      # frozen dataclass
+        def init(self, key, spec, feat_dim) -> params
+        def reward(self, params, transition) -> (r, gamma)
+
+Auxiliary rewards arrive in `Transition.extras["r_aux/<source>"]` ([B] floats; an env wrapper or
+a host-side judge such as an LLM subgoal reward fills them), and the learner's stop-gradient
+torso features in `extras["features"]` ([B, F]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from rl_aux.types import Array, EnvSpec, Params, PRNGKey, Transition
+
+AUX_PREFIX = "r_aux/"
+
+
+def aux_rewards(tr: Transition, sources: tuple[str, ...]) -> Array:
+    """[B, S] auxiliary rewards of the named sources, from `extras["r_aux/<source>"]`."""
+    missing = [s for s in sources if AUX_PREFIX + s not in tr.extras]
+    if missing:
+        have = [k for k in tr.extras if k.startswith(AUX_PREFIX)]
+        raise KeyError(
+            f"reward sources {missing} not in transition extras; present: {have or 'none'}"
+        )
+    return jnp.stack([jnp.asarray(tr.extras[AUX_PREFIX + s], float) for s in sources], -1)
+
+
+class RewardModule:
+    """Base class: `init` the params, `reward(params, tr) -> (r [B], gamma scalar)`."""
+
+    Config: ClassVar[type]
+    name: ClassVar[str] = ""
+
+    def __init__(self, cfg: Any, gamma: float):
+        self.cfg = cfg
+        self.gamma = gamma  # the learner's own discount (the primary objective's)
+
+    def init(self, key: PRNGKey, spec: EnvSpec, feat_dim: int) -> Params:
+        return {}
+
+    def reward(self, params: Params, tr: Transition) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+    def penalty(self, params: Params) -> Array:
+        """Regulariser added to the outer loss (0 for modules without outer parameters)."""
+        return jnp.zeros(())
+
+
+_REGISTRY: dict[str, type[RewardModule]] = {}
+
+
+def register_reward(name: str):
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def registered_rewards() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def reward_class(name: str) -> type[RewardModule]:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise ValueError(
+            f"reward={name!r} is not a registered reward module.{hint} "
+            f"Accepted: {', '.join(registered_rewards())}"
+        )
+    return _REGISTRY[name]
+
+
+@register_reward("env")
+class EnvReward(RewardModule):
+    """The environment's reward and the learner's discount, unchanged (the default)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        pass
+
+    def reward(self, params, tr):
+        return jnp.asarray(tr.reward, float), jnp.asarray(self.gamma, float)
+
+
+def stop_features(tr: Transition) -> Array:
+    """The transition's features with no gradient to the torso (reward modules never train it)."""
+    return jax.lax.stop_gradient(tr.extras["features"])
