@@ -6,10 +6,12 @@ import difflib
 
 from envs.core import JaxVecEnv, VecEnv
 from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
+from envs.memory import NAMES as MEMORY_NAMES
+from envs.memory import make_memory_env
 
 
 def registered_envs() -> list[str]:
-    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
+    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE] + [f"memory/{n}" for n in MEMORY_NAMES]
 
 
 def make_env(name: str, num_envs: int) -> VecEnv:
@@ -17,6 +19,8 @@ def make_env(name: str, num_envs: int) -> VecEnv:
     family, _, task = name.partition("/")
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)
+    if family == "memory" and task in MEMORY_NAMES:
+        return JaxVecEnv(make_memory_env(task), num_envs)
     close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise ValueError(
