@@ -65,9 +65,10 @@ def test_repeat_previous_and_concentration_rewards():
     cards = np.asarray(state.inner["cards"])
     j = int(np.nonzero(cards == cards[0])[0][1])
     k = jax.random.PRNGKey(0)
-    state, o, r, *_ = conc.step(k, state, 0)
+    step = jax.jit(conc.step)
+    state, o, r, *_ = step(k, state, 0)
     assert float(r) == 0 and int(np.argmax(o[:5])) == cards[0]
-    state, o, r, *_ = conc.step(k, state, j)
+    state, o, r, *_ = step(k, state, j)
     assert float(r) == 1.0 and bool(state.inner["matched"][j])
 
 
@@ -117,7 +118,7 @@ def _agent_and_batch(decoupled: bool):
     head = FuturePrediction(FutureConfig(k=2), env.spec)
     agent = PPO(cfg, env, [head], 10)
     state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
-    state, traj = agent._rollout(state)
+    state, traj = jax.jit(agent._rollout)(state)
     tr = traj["tr"]
     adv, ret = gae(tr.reward, traj["value"], traj["next_value"], tr.terminated, tr.done, 0.99, 0.95)
     mb = dict(tr=tr, logp=traj["logp"], value=traj["value"], adv=adv, ret=ret)
@@ -131,10 +132,10 @@ def _grads(agent, state, mb, which):
         (main, aux), _ = agent._losses(p, None, mb, state.hparams, jax.random.PRNGKey(1))
         return main if which == "rl" else aux
 
-    return jax.grad(f)(state.params)
+    return jax.jit(jax.grad(f))(state.params)
 
 
-@pytest.mark.parametrize("decoupled", [True, False])
+@pytest.mark.parametrize("decoupled", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_decoupled_rl_loss_has_exactly_zero_gradient_on_encoder_and_core(decoupled):
     agent, state, mb = _agent_and_batch(decoupled)
     g_rl = _grads(agent, state, mb, "rl")["net"]["params"]
@@ -151,6 +152,7 @@ def test_decoupled_rl_loss_has_exactly_zero_gradient_on_encoder_and_core(decoupl
     assert norm({k: g_aux[k] for k in ("policy", "value")}) == 0
 
 
+@pytest.mark.slow
 def test_probe_mode_never_shapes_history():
     agent, state, mb = _agent_and_batch(False)
     head = FuturePrediction(
