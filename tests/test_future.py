@@ -162,3 +162,18 @@ def test_probe_mode_never_shapes_history():
     g = _grads(agent, state, mb, "aux")
     assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(g["net"]))
     assert float(sum(jnp.abs(x).sum() for x in jax.tree.leaves(g["heads"]))) > 0
+
+
+def test_fs_grid_goal_terminates_with_reward_and_walls_block():
+    from envs.fs_grid import FSGrid
+
+    env = FSGrid(goal=(0, 1))
+    step = jax.jit(env.step)
+    k = jax.random.PRNGKey(0)
+    state = {"pos": jnp.array([0, 0]), "t": jnp.zeros((), jnp.int32)}
+    s1, obs, r, term, trunc = step(k, state, 0)  # up: blocked by the wall
+    assert np.asarray(s1["pos"]).tolist() == [0, 0] and float(r) == 0 and not bool(term)
+    s2, obs, r, term, trunc = step(k, s1, 3)  # right: onto the goal
+    assert float(r) == 1.0 and bool(term) and int(np.argmax(obs)) == 1
+    starts = jax.vmap(lambda kk: env.reset(kk)[0]["pos"])(jax.random.split(k, 512))
+    assert not np.any(np.all(np.asarray(starts) == [0, 1], -1))
