@@ -35,7 +35,7 @@ from rl_aux.vectorize import vmapped_init
 
 
 def heldout_loss_fn(agent, env, head, steps: int):
-    """(params, key) -> next-observation loss of `head` on `steps` fresh steps of `env`."""
+    """(params, key) -> next-observation loss (total and per part) on `steps` fresh steps."""
 
     def fn(params, key):
         k_reset, k_run = jax.random.split(key)
@@ -64,7 +64,7 @@ def heldout_loss_fn(agent, env, head, steps: int):
             num_actions=agent.spec.num_actions,
         )
         _, m = head.loss(params["heads"][head.name], inp, jax.random.PRNGKey(0))
-        return m["next_obs_loss"]
+        return {k: v for k, v in m.items() if k != "valid_frac"}
 
     return fn
 
@@ -97,7 +97,7 @@ def analyse_run(run_dir: Path, episodes: int, seed: int) -> pd.DataFrame:
             state, meta = ckpt.restore(step, like)
             gstep = int(meta["global_step"])
             ek = jnp.stack([jax.random.PRNGKey(seed + 7919 * i + step) for i in range(len(keys))])
-            loss = np.asarray(loss_fn(state.params, ek))
+            losses = {k: np.asarray(v) for k, v in loss_fn(state.params, ek).items()}
             for i, s in enumerate(seeds * len(hps)):
                 r = ev[(ev.global_step == gstep) & (ev.seed == s)]["eval/episodic_return"]
                 rows.append(
@@ -106,7 +106,8 @@ def analyse_run(run_dir: Path, episodes: int, seed: int) -> pd.DataFrame:
                         "env": cfg.env.name,
                         "seed": s,
                         "global_step": gstep,
-                        "heldout_next_obs_loss": float(loss[i]),
+                        "heldout_next_obs_loss": float(losses["next_obs_loss"][i]),
+                        **{f"heldout_{k}": float(v[i]) for k, v in losses.items()},
                         "eval_return": float(r.iloc[0]) if len(r) else np.nan,
                     }
                 )
@@ -161,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     for g, d in ok.groupby("group"):
         r, pv = scipy.stats.spearmanr(d.heldout_next_obs_loss, d.eval_return)
         lines.append(f"  {g}: rho = {r:.3f} (p={pv:.2g}, n={len(d)})")
-    print("\n".join(lines[-(1 + ok.group.nunique()) :]))
+    for col in sorted(c for c in ok.columns if c.startswith("heldout_part")):
+        r, pv = scipy.stats.spearmanr(ok[col], ok.eval_return)
+        lines.append(f"  part loss {col}: rho = {r:.3f} (p={pv:.2g}, n={len(ok)})")
+    print("\n".join(lines[len(run_dirs) :]))
     Path(args.out, "summary.txt").write_text("\n".join(lines) + "\n")
     return 0
 
