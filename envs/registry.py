@@ -6,11 +6,18 @@ import difflib
 
 from envs.barfi_grid import BarfiGrid
 from envs.core import JaxVecEnv, VecEnv
+from envs.fs_grid import FSGrid
 from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
+from envs.memory import NAMES as MEMORY_NAMES
+from envs.memory import make_memory_env
 
 
 def registered_envs() -> list[str]:
-    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE] + ["barfi/Grid7x7"]
+    return (
+        [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
+        + [f"memory/{n}" for n in MEMORY_NAMES]
+        + ["fsgrid/Open8x8", "barfi/Grid7x7"]
+    )
 
 
 def make_env(name: str, num_envs: int) -> VecEnv:
@@ -18,6 +25,10 @@ def make_env(name: str, num_envs: int) -> VecEnv:
     family, _, task = name.partition("/")
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)
+    if family == "memory" and task in MEMORY_NAMES:
+        return JaxVecEnv(make_memory_env(task), num_envs)
+    if name == "fsgrid/Open8x8":
+        return JaxVecEnv(FSGrid(), num_envs)
     if name == "barfi/Grid7x7":
         return JaxVecEnv(BarfiGrid(), num_envs)
     close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)

@@ -1,0 +1,42 @@
+"""Fang & Stachenfeld's (ICLR 2024) 8x8 open gridworld: find a hidden goal, reward 1 there.
+
+The observation is the one-hot agent cell (64); the goal is not shown. The agent starts on a
+random non-goal cell; actions up/down/left/right (walls block); the episode terminates at the
+goal and is truncated after 150 steps. The goal sits at cell (row, col) = `goal` (default (6, 5)).
+Their mid-run goal move (transfer) is not modelled: eval envs are fresh, so a counter-based
+move would test the old goal.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rl_aux.types import EnvSpec
+
+SIZE = 8
+MOVES = jnp.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
+
+
+class FSGrid:
+    def __init__(self, goal: tuple[int, int] = (6, 5), max_steps: int = 150):
+        self.goal = jnp.asarray(goal)
+        self.max_steps = max_steps
+        self.spec = EnvSpec("fsgrid/Open8x8", (SIZE * SIZE,), jnp.float32, 4, max_steps)
+
+    def _obs(self, pos):
+        return jax.nn.one_hot(pos[0] * SIZE + pos[1], SIZE * SIZE)
+
+    def reset(self, key):
+        goal_cell = self.goal[0] * SIZE + self.goal[1]
+        cell = jax.random.randint(key, (), 0, SIZE * SIZE - 1)
+        cell = jnp.where(cell >= goal_cell, cell + 1, cell)  # never start on the goal
+        pos = jnp.stack([cell // SIZE, cell % SIZE])
+        return {"pos": pos, "t": jnp.zeros((), jnp.int32)}, self._obs(pos)
+
+    def step(self, key, state, action):
+        pos = jnp.clip(state["pos"] + MOVES[action], 0, SIZE - 1)
+        at_goal = jnp.all(pos == self.goal)
+        t = state["t"] + 1
+        truncated = jnp.logical_and(t >= self.max_steps, ~at_goal)
+        return {"pos": pos, "t": t}, self._obs(pos), at_goal.astype(jnp.float32), at_goal, truncated

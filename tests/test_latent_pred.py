@@ -1,0 +1,75 @@
+"""latent_pred (Fang & Stachenfeld): without its negative-sampling terms the latents collapse."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+import rl_aux  # noqa: F401  (XLA flag before any backend use)
+from rl_aux.heads.base import HeadInputs
+from rl_aux.heads.latent_pred import LatentPredConfig, LatentPrediction
+from rl_aux.types import EnvSpec
+
+N_STATES, LATENT = 16, 4
+
+
+class _Encoder(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(LATENT)(nn.tanh(nn.Dense(32)(x)))
+
+
+def _spread_after_training(cfg: LatentPredConfig, steps: int = 400) -> float:
+    """Train encoder + transition model on a random walk over a ring; mean pairwise distance."""
+    spec = EnvSpec("ring", (N_STATES,), jnp.float32, 2, 100)
+    head = LatentPrediction(cfg, spec)
+    enc = _Encoder()
+    s = jax.random.randint(jax.random.PRNGKey(0), (256,), 0, N_STATES)
+    a = jax.random.randint(jax.random.PRNGKey(1), (256,), 0, 2)
+    s1 = (s + 2 * a - 1) % N_STATES
+    obs, nobs = jax.nn.one_hot(s, N_STATES), jax.nn.one_hot(s1, N_STATES)
+    p_enc = enc.init(jax.random.PRNGKey(2), obs)
+    z0 = enc.apply(p_enc, obs)
+
+    def inputs(pe):
+        return HeadInputs(
+            obs=obs,
+            action=a,
+            reward=jnp.zeros(256),
+            terminated=jnp.zeros(256, bool),
+            truncated=jnp.zeros(256, bool),
+            next_obs=nobs,
+            feats={"h": enc.apply(pe, obs)},
+            next_feats={"h": enc.apply(pe, nobs)},
+            num_actions=2,
+        )
+
+    params = {"enc": p_enc, "head": head.init(jax.random.PRNGKey(3), inputs(p_enc))}
+    tx = optax.adam(3e-3)
+    loss = lambda p: head.loss(p["head"], inputs(p["enc"]), jax.random.PRNGKey(0))[0]
+
+    @jax.jit
+    def train(params):
+        def step(c, _):
+            p, o = c
+            g = jax.grad(loss)(p)
+            u, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, u), o), None
+
+        (p, _), _ = jax.lax.scan(step, (params, tx.init(params)), None, steps)
+        z = enc.apply(p["enc"], jax.nn.one_hot(jnp.arange(N_STATES), N_STATES))
+        return jnp.linalg.norm(z[:, None] - z[None], axis=-1).mean()
+
+    spread0 = float(jnp.linalg.norm(z0[:, None] - z0[None], axis=-1).mean())
+    return float(train(params)) / spread0
+
+
+def test_latent_pred_collapses_without_negative_sampling():
+    base = LatentPredConfig(w_pos=1.0, gamma_pred=0.5)
+    collapsed = _spread_after_training(dataclasses.replace(base, w_nbr=0.0, w_rand=0.0))
+    kept = _spread_after_training(dataclasses.replace(base, w_nbr=0.1, w_rand=0.1))
+    # measured (seeds fixed): 1.1e-4 (gamma_pred 0) / 8.9e-5 (0.5) collapsed, 1.68 / 1.73 kept
+    assert collapsed < 0.05, collapsed
+    assert kept > 0.5, kept
