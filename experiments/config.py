@@ -24,8 +24,14 @@ def agent_classes() -> dict[str, tuple[type, type]]:
     """name -> (agent class, config dataclass)."""
     from agents.dqn import DQN, DQNConfig
     from agents.ppo import PPO, PPOConfig
+    from agents.pvn import PVNLinearConfig, PVNLinearEval, PVNPretrainAgent, PVNPretrainConfig
 
-    return {"ppo": (PPO, PPOConfig), "dqn": (DQN, DQNConfig)}
+    return {
+        "ppo": (PPO, PPOConfig),
+        "dqn": (DQN, DQNConfig),
+        "pvn_pretrain": (PVNPretrainAgent, PVNPretrainConfig),
+        "pvn_linear": (PVNLinearEval, PVNLinearConfig),
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,6 +85,9 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
+    offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
+    if offline is not None:  # offline learners (no env stepping) own their host loop
+        return offline(cfg, quiet)
     env, agent = build_agent(cfg)
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu

@@ -141,7 +141,7 @@ def head_class(name: str) -> type[AuxHead]:
 
 
 def _import_builtin_heads() -> None:
-    from rl_aux.heads import next_latent, reward_pred  # noqa: F401  (registration side effects)
+    from rl_aux.heads import next_latent, pvn, reward_pred  # noqa: F401  (registration side effects)
 
 
 def masked_mean(x: Array, mask: Array | None) -> Array:
