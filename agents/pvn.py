@@ -49,6 +49,8 @@ class PVNPretrainConfig:
     adam_eps: float = spec(1.5e-4, gt=0.0)
     max_grad_norm: float = spec(0.0, ge=0.0)  # 0 = no clipping (paper code: none)
     warmup_steps: int = spec(62_500, ge=0)  # TD term off while the thresholds settle
+    qr_steps: int = spec(0, ge=0)  # thresholds fitted for this many steps (0 = always, paper)
+    decay_steps: int = spec(0, ge=0)  # > 0: lr decays linearly to lr/10 (0 = constant, paper)
     network: NetworkConfig = NetworkConfig(torso="impala_cnn", impala_width=8.0, features=4096)
 
 
@@ -74,6 +76,8 @@ class PVNPretrainer:
         adam_eps: float = 1.5e-4,
         max_grad_norm: float = 0.0,
         warmup_steps: int = 0,
+        qr_steps: int = 0,
+        decay_steps: int = 0,
     ):
         if network.core != "none":
             raise ValueError("agent.network.core must be 'none' for PVN pre-training")
@@ -82,11 +86,21 @@ class PVNPretrainer:
         self.head = PVNHead(head_cfg, spec)
         self.batch_size = batch_size
         self.warmup_steps = warmup_steps
-        adam = optax.adam(lr, eps=adam_eps)
-        if max_grad_norm > 0:
-            adam = optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
-        # frozen random nets / hash constants never move; everything else is Adam
-        self.tx = optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, _labels)
+        self.qr_steps = qr_steps
+        # decay_steps > 0: lr decays linearly to lr / 10 (CPU-scale runs; the paper keeps it
+        # constant). With qr_steps > 0 the thresholds' lr decays to 0 over the QR phase, so
+        # they stop at a settled value instead of mid-oscillation.
+        net_lr = optax.linear_schedule(lr, lr / 10, decay_steps) if decay_steps else lr
+        bias_lr = optax.linear_schedule(lr, 0.0, qr_steps) if qr_steps else lr
+        clip = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm > 0 else []
+        self.tx = optax.multi_transform(
+            {
+                "train": optax.chain(*clip, optax.adam(net_lr, eps=adam_eps)),
+                "bias": optax.adam(bias_lr, eps=adam_eps),
+                "frozen": optax.set_to_zero(),  # frozen random nets / hash constants
+            },
+            _labels,
+        )
 
     def init(self, key) -> PretrainState:
         k_net, k_head, key = jax.random.split(key, 3)
@@ -97,7 +111,7 @@ class PVNPretrainer:
         params = {"net": net_params, "heads": {"pvn": self.head.init(k_head, inputs)}}
         return PretrainState(params, params, self.tx.init(params), jnp.zeros((), jnp.int32), key)
 
-    def loss(self, params, target, tr: Transition, td_on):
+    def loss(self, params, target, tr: Transition, td_on, qr_on=1.0):
         out, _ = self.net.apply(params["net"], tr.obs)
         out_next, _ = self.net.apply(target["net"], tr.next_obs)
         phi_next = jax.lax.stop_gradient(out_next[self.head.cfg.features])
@@ -106,7 +120,7 @@ class PVNPretrainer:
             params["heads"]["pvn"], target["heads"]["pvn"], inputs, phi_next
         )
         m["td_on"] = td_on
-        return td_on * td + qr, m
+        return td_on * td + qr_on * qr, m
 
     def step(self, state: PretrainState, data: Transition):
         """One gradient step on a uniformly sampled batch; EMA target update."""
@@ -115,7 +129,8 @@ class PVNPretrainer:
         idx = jax.random.randint(k, (self.batch_size,), 0, n)
         tr = jax.tree.map(lambda x: x[idx], data)
         td_on = (state.step >= self.warmup_steps).astype(jnp.float32)
-        grads, m = jax.grad(self.loss, has_aux=True)(state.params, state.target, tr, td_on)
+        qr_on = ((self.qr_steps == 0) | (state.step < self.qr_steps)).astype(jnp.float32)
+        grads, m = jax.grad(self.loss, has_aux=True)(state.params, state.target, tr, td_on, qr_on)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         target = optax.incremental_update(params, state.target, self.head.cfg.target_tau)
@@ -137,8 +152,9 @@ class PVNPretrainer:
 def _labels(params):
     def label(path, _):
         keys = [getattr(p, "key", getattr(p, "name", None)) for p in path]
-        frozen = "indicator" in keys and keys[-1] != "bias"
-        return "frozen" if frozen else "train"
+        if "indicator" not in keys:
+            return "train"
+        return "bias" if keys[-1] == "bias" else "frozen"
 
     return jax.tree_util.tree_map_with_path(label, params)
 
@@ -183,23 +199,22 @@ def save_params(run_dir: str, params, network: NetworkConfig, spec: EnvSpec, ext
     return path
 
 
-def load_torso(path: str, seed_index: int, network: NetworkConfig, spec: EnvSpec):
-    """The pre-trained torso params of one seed, checked against the network that reads them."""
+def load_torso(path: str, seed_index: int, network: NetworkConfig, expected):
+    """One seed's pre-trained torso params, checked against the torso that will read them.
+
+    `expected`: the reading network's torso params (or their eval_shape); the tree and every
+    shape must match, and so must the activation (which shapes do not show).
+    """
     run_dir = path if os.path.isdir(path) else os.path.dirname(path)
-    with open(os.path.join(run_dir, PARAMS_META)) as f:
+    meta_path = os.path.join(run_dir, PARAMS_META)
+    if not os.path.exists(meta_path):
+        raise ValueError(f"agent.pretrained={path}: no {PARAMS_META} (run pvn_pretrain first)")
+    with open(meta_path) as f:
         meta = json.load(f)
-    want = dataclasses.asdict(network)
-    diff = [
-        k
-        for k in ("torso", "hidden", "activation", "features", "impala_width", "init")
-        if _norm(meta["network"][k]) != _norm(want[k])
-    ]
-    if diff:
-        shown = ", ".join(f"network.{k}: {meta['network'][k]!r} != {want[k]!r}" for k in diff)
-        raise ValueError(f"agent.pretrained={path}: torso mismatch ({shown})")
-    if tuple(meta["obs_shape"]) != tuple(spec.obs_shape):
+    if meta["network"]["activation"] != network.activation and network.torso == "mlp":
         raise ValueError(
-            f"agent.pretrained={path}: obs_shape {meta['obs_shape']} != env {spec.obs_shape}"
+            f"agent.pretrained={path}: network.activation {meta['network']['activation']!r} "
+            f"!= {network.activation!r}"
         )
     with open(os.path.join(run_dir, PARAMS_FILE), "rb") as f:
         raw = flax.serialization.msgpack_restore(f.read())
@@ -207,7 +222,15 @@ def load_torso(path: str, seed_index: int, network: NetworkConfig, spec: EnvSpec
     seeds = jax.tree.leaves(torso)[0].shape[0]
     if not 0 <= seed_index < seeds:
         raise ValueError(f"agent.pretrained_seed={seed_index}; accepted: 0..{seeds - 1}")
-    return jax.tree.map(lambda x: jnp.asarray(x[seed_index]), torso)
+    torso = jax.tree.map(lambda x: jnp.asarray(x[seed_index]), torso)
+    got = jax.tree.map(lambda x: tuple(x.shape), torso)
+    want = jax.tree.map(lambda x: tuple(x.shape), expected)
+    if got != want:
+        raise ValueError(
+            f"agent.pretrained={path}: its torso (pre-trained with network={meta['network']}) "
+            f"does not fit agent.network (shapes {got} vs {want})"
+        )
+    return torso
 
 
 def _norm(v):
@@ -236,6 +259,8 @@ def run_pretrain(cfg, quiet: bool = False) -> dict:
         a.adam_eps,
         a.max_grad_norm,
         a.warmup_steps,
+        a.qr_steps,
+        a.decay_steps,
     )
     data = jax.device_put(data)
     seeds = [cfg.seed + s for s in range(cfg.num_seeds)]
@@ -342,7 +367,10 @@ class PVNLinearEval(DQN):
         super().__init__(cfg, env, heads, total_updates)
         self.torso = None
         if cfg.pretrained:
-            self.torso = load_torso(cfg.pretrained, cfg.pretrained_seed, cfg.network, env.spec)
+            obs = jnp.zeros((1,) + env.spec.obs_shape, env.spec.obs_dtype)
+            shapes = jax.eval_shape(self.net.init, jax.random.PRNGKey(0), obs)
+            expected = shapes["params"]["torso"]
+            self.torso = load_torso(cfg.pretrained, cfg.pretrained_seed, cfg.network, expected)
 
     def init(self, key, hparams):
         state = super().init(key, hparams)

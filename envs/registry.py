@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 
 from envs.core import JaxVecEnv, VecEnv
+from envs.four_rooms import FOUR_ROOMS_TASKS, make_four_rooms
 from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
 
 
 def registered_envs() -> list[str]:
-    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
+    return [f"gymnax/{n}" for n in GYMNAX_DISCRETE] + [f"four_rooms/{t}" for t in FOUR_ROOMS_TASKS]
 
 
 def make_env(name: str, num_envs: int) -> VecEnv:
@@ -17,6 +18,8 @@ def make_env(name: str, num_envs: int) -> VecEnv:
     family, _, task = name.partition("/")
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)
+    if family == "four_rooms" and task in FOUR_ROOMS_TASKS:
+        return JaxVecEnv(make_four_rooms(task), num_envs)
     close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise ValueError(

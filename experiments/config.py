@@ -60,6 +60,7 @@ class WandbConfig:
 class LoggerConfig:
     log_interval: int = spec(0, ge=0)  # env steps between metric rows; 0 = total / 100
     progress: bool = True
+    save_transitions: bool = False  # DQN: write seed 0's transitions to <run_dir>/transitions
     wandb: WandbConfig = WandbConfig()
 
 

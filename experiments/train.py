@@ -165,6 +165,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             f"seed(s), {num_updates} updates of {spu} steps; compiled in {compile_s:.1f}s",
         )
 
+        saver = transition_saver(cfg, agent, upc) if cfg.logger.save_transitions else None
         bar = _progress(cfg, quiet, done_steps)
         t_start = time.time()
         finals = []
@@ -188,6 +189,8 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 row["charts/sps"] = (step - prev) * len(rows) / dt
                 row["time/elapsed_s"] = time.time() - t_start
             store.log_rows(rows)
+            if saver is not None:
+                saver(state, min((c + 1) * upc, num_updates) - c * upc)
             finals.append(rows)
             if step // ckpt_every > prev // ckpt_every or c == n_chunks - 1:
                 store.sync()
@@ -201,6 +204,42 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     finally:
         store.close()
         ckpt.close()
+
+
+def transition_saver(cfg: TrainConfig, agent, upc: int):
+    """logger.save_transitions: after each chunk, append the replay rows it wrote (seed 0)."""
+    from rl_aux.dataset import TransitionWriter
+
+    replay = getattr(agent, "rows", None)
+    if replay is None:
+        raise ValueError("logger.save_transitions=true needs a replay-based agent (agent=dqn)")
+    if upc > replay:
+        raise ValueError(
+            f"logger.save_transitions: a chunk writes {upc} replay rows but the buffer holds "
+            f"{replay}; raise agent.buffer_size or lower logger.log_interval"
+        )
+    spec = agent.spec
+    writer = TransitionWriter(
+        os.path.join(cfg.run_dir, "transitions"),
+        spec.obs_shape,
+        np.dtype(spec.obs_dtype).name,
+        spec.num_actions,
+        cfg.env.name,
+        store_dtype="auto",
+        source=f"rl-aux run {cfg.run_dir} ({cfg.label}), seed {cfg.seed}",
+    )
+
+    def save(state, rows: int) -> None:
+        data = state.replay.data
+        idx = (int(state.replay.pos) - rows + np.arange(rows)) % replay
+        batch = jax.tree.map(lambda x: np.asarray(x[0][idx]), data)  # seed 0, [rows, N, ...]
+        flat = {
+            f: getattr(batch, f).reshape((-1,) + getattr(batch, f).shape[2:])
+            for f in ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+        }
+        writer.write(flat)
+
+    return save
 
 
 class ResumeMismatch(ValueError):

@@ -45,7 +45,10 @@ class TransitionWriter:
             "format": FORMAT,
             "obs_shape": list(obs_shape),
             "obs_dtype": str(np.dtype(obs_dtype)),
-            "store_dtype": str(np.dtype(store_dtype or obs_dtype)),
+            # "auto": uint8 when the first batch's observations are whole numbers in [0, 255]
+            "store_dtype": "auto"
+            if store_dtype == "auto"
+            else str(np.dtype(store_dtype or obs_dtype)),
             "num_actions": int(num_actions),
             "env": env,
             "count": 0,
@@ -60,6 +63,10 @@ class TransitionWriter:
             raise KeyError(f"transition batch lacks {missing}; needs {list(FIELDS)}")
         n = len(batch["action"])
         shape = tuple(self.meta["obs_shape"])
+        if self.meta["store_dtype"] == "auto":
+            o = np.asarray(batch["obs"])
+            whole = np.all((o >= 0) & (o <= 255) & (np.round(o) == o))
+            self.meta["store_dtype"] = "uint8" if whole else self.meta["obs_dtype"]
         store = np.dtype(self.meta["store_dtype"])
         arrays = {}
         for f in FIELDS:
@@ -69,7 +76,10 @@ class TransitionWriter:
             if f in ("obs", "next_obs"):
                 if a.shape[1:] != shape:
                     raise ValueError(f"{f} shape {a.shape[1:]} != obs_shape {shape}")
-                a = a.astype(store)
+                stored = a.astype(store)
+                if not np.array_equal(stored.astype(a.dtype), a):
+                    raise ValueError(f"{f} is not exactly representable as {store}")
+                a = stored
             arrays[f] = a
         arrays["action"] = arrays["action"].astype(np.int32)
         arrays["reward"] = arrays["reward"].astype(np.float32)

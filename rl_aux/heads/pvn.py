@@ -29,6 +29,7 @@ class PVNConfig(HeadConfig):
     rnd_net: str = spec("auto", choices=("auto", "nature_cnn", "mlp"))
     rnd_hidden: int = spec(64, ge=1)  # rnd MLP width (small/vector observations)
     bias_scale: float = spec(1.0, gt=0.0)  # rnd: threshold = bias_scale * param (faster QR)
+    rnd_relu: bool = True  # rnd: ReLU on the random scores (paper code); see indicators.py
     gamma: float = spec(0.99, ge=0.0, lt=1.0)
     # online warm-up: the TD term is on only while the batch firing rate is within warmup_tol * p
     # of p (offline pre-training uses a step count instead, as the paper's code does)
@@ -92,6 +93,7 @@ class PVNHead(AuxHead):
             cfg.rnd_net,
             cfg.rnd_hidden,
             cfg.bias_scale,
+            cfg.rnd_relu,
         )
 
     def module(self) -> nn.Module:

@@ -30,6 +30,8 @@ class ScoreNet(nn.Module):
     tasks: int
     kind: str  # "nature_cnn" | "mlp"
     hidden: int = 64
+    final_relu: bool = True  # paper code: ReLU scores; a task whose score is 0 on more than
+    # 1 - p of the states then cannot fire on exactly p (its threshold sits at 0)
 
     @nn.compact
     def __call__(self, obs: Array) -> Array:
@@ -42,7 +44,8 @@ class ScoreNet(nn.Module):
             x = nn.relu(nn.Dense(512, kernel_init=init)(x))
         else:
             x = nn.relu(nn.Dense(self.hidden, kernel_init=init)(x))
-        return nn.relu(nn.Dense(self.tasks, kernel_init=init)(x))
+        s = nn.Dense(self.tasks, kernel_init=init)(x)
+        return nn.relu(s) if self.final_relu else s
 
 
 def rnd_net_kind(obs_shape: tuple, requested: str) -> str:
@@ -69,6 +72,7 @@ class Indicators:
         net: str = "auto",
         hidden: int = 64,
         bias_scale: float = 1.0,
+        final_relu: bool = True,
     ):
         if family not in ("rnd", "hash"):
             raise ValueError(f"indicator family={family!r}; accepted: rnd, hash")
@@ -80,7 +84,7 @@ class Indicators:
         self.obs_shape = tuple(obs_shape)
         self.modules = num_tasks // tasks_per_module if family == "rnd" else 0
         self.kind = rnd_net_kind(self.obs_shape, net)
-        self.net = ScoreNet(tasks_per_module, self.kind, hidden)
+        self.net = ScoreNet(tasks_per_module, self.kind, hidden, final_relu)
         self.modulus = max(int(round(1.0 / p)), 1)
         # b = bias_scale * params["bias"]: under Adam the threshold then moves ~bias_scale * lr
         # per step, so it settles in fewer steps than the paper's 62.5k at small budgets
