@@ -172,6 +172,43 @@ def linear_eval(tables: jnp.ndarray, goals: np.ndarray, args) -> np.ndarray:
     return np.asarray(jax.jit(fn)(tables, jnp.asarray(goals), keys)), upc * cfg.num_envs
 
 
+def lspi(table: np.ndarray, goal: int, gamma: float, iters: int = 20, ridge: float = 1e-3):
+    """Success rate of the greedy policy of LSPI (Lagoudakis & Parr 2003) with Q(x, a) linear in
+    frozen features [phi(x), 1], on all (cell, action) pairs of four rooms weighted uniformly."""
+    n, d = table.shape[0], table.shape[1] + 1
+    phi = np.concatenate([table, np.ones((n, 1))], 1)
+    starts = np.array([x for x in range(n) if x != goal])
+    xs = np.repeat(starts, 4)
+    acts = np.tile(np.arange(4), len(starts))
+    nxt = NEXT[xs, acts]
+    term = nxt == goal
+    r = term.astype(float)
+
+    def feat(x, a):  # one-hot(a) (x) phi(x), [m, 4 d]
+        out = np.zeros((len(x), 4, d))
+        out[np.arange(len(x)), a] = phi[x]
+        return out.reshape(len(x), -1)
+
+    f = feat(xs, acts)
+    w = np.zeros(4 * d)
+    for _ in range(iters):
+        q_next = phi[nxt] @ w.reshape(4, d).T  # [m, 4]
+        f_next = feat(nxt, q_next.argmax(1)) * (1.0 - term)[:, None]
+        A = f.T @ (f - gamma * f_next) + ridge * np.eye(4 * d)
+        w_new = np.linalg.solve(A, f.T @ r)
+        if np.abs(w_new - w).max() < 1e-8:
+            w = w_new
+            break
+        w = w_new
+    greedy = (phi @ w.reshape(4, d).T).argmax(1)  # [n]
+    cell = starts.copy()
+    hit = np.zeros(len(starts), bool)
+    for _ in range(100):
+        cell = np.where(hit, cell, NEXT[cell, greedy[cell]])
+        hit |= cell == goal
+    return float(hit.mean())
+
+
 def write_run(path: str, label: str, succ: np.ndarray, step_per_eval: int, extra: dict) -> None:
     """A run dir `rl-aux plot` reads: eval/success (mean over goals) per seed and eval step."""
     os.makedirs(path, exist_ok=True)
@@ -205,6 +242,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-lr", type=float, default=1e-3)
     ap.add_argument("--n-evals", type=int, default=10)
     ap.add_argument("--goals", type=int, default=16)
+    ap.add_argument("--tabular", action="store_true", help="also one-hot (tabular) features")
+    ap.add_argument("--linear", default="lspi", choices=("lspi", "dqn"))
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     data_dir = os.path.join(args.out, "data")
@@ -220,6 +259,10 @@ def main(argv=None) -> int:
     for T in [int(t) for t in args.tasks.split(",")]:
         t0 = time.time()
         pre, params, m = pretrain(data, spec, T, args, args.steps)
+        np.savez(
+            os.path.join(args.out, f"features_T{T}.npz"),
+            **{"phi": np.asarray(jax.vmap(pre.features, in_axes=(0, None))(params, cell_obs))},
+        )
         ex = exact_check(pre, params, args.gamma)
         ex["td_final"] = np.asarray(m["td"]).tolist()
         ex["pretrain_s"] = time.time() - t0
@@ -234,10 +277,19 @@ def main(argv=None) -> int:
         if "random" not in tables:
             _, p0, _ = pretrain(data, spec, T, args, 0)
             tables["random"] = jax.vmap(pre.features, in_axes=(0, None))(p0, cell_obs)
-    tables["tabular"] = jnp.broadcast_to(jnp.eye(NUM_CELLS), (args.seeds, NUM_CELLS, NUM_CELLS))
+    if args.tabular:
+        eye = jnp.eye(NUM_CELLS)
+        tables["tabular"] = jnp.broadcast_to(eye, (args.seeds, NUM_CELLS, NUM_CELLS))
     for name, tab in tables.items():
         t0 = time.time()
-        succ, per = linear_eval(tab, goals, args)
+        if args.linear == "lspi":
+            tab = np.asarray(tab, np.float64)
+            succ = np.array(
+                [[[lspi(tab[s], int(g), 0.95)] for g in goals] for s in range(len(tab))]
+            )
+            per = 1
+        else:
+            succ, per = linear_eval(tab, goals, args)
         final = succ[:, :, -1].mean(1)  # per seed, mean over the 16 goals
         results["linear"][name] = {
             "final_per_seed": final.tolist(),

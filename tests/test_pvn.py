@@ -83,3 +83,17 @@ def test_hash_indicator_fires_on_about_p_of_distinct_frames():
     ind = Indicators("hash", 16, 0.01, (84, 84, 4))
     r, _ = jax.jit(ind.__call__)(ind.init(jax.random.PRNGKey(1)), frames.astype(jnp.uint8))
     assert abs(float(r.mean()) - 0.01) < 0.005
+
+
+def test_four_rooms_dynamics_and_goal():
+    from envs.four_rooms import NEXT, NUM_CELLS, FourRooms, uniform_transition_matrix
+
+    assert NUM_CELLS == 104 and NEXT.shape == (104, 4)
+    np.testing.assert_allclose(uniform_transition_matrix().sum(1), 1.0)
+    goal = int(NEXT[0, 1])  # the cell right of cell 0
+    env = FourRooms(goal)
+    state = {"cell": jnp.int32(0), "t": jnp.int32(0)}
+    state, obs, r, term, trunc = env.step(jax.random.PRNGKey(0), state, 1)
+    assert float(r) == 1.0 and bool(term) and not bool(trunc) and obs[..., 1].sum() == 1
+    # the up move from cell 0 hits the outer wall and stays
+    assert int(NEXT[0, 0]) == 0
