@@ -244,7 +244,10 @@ def main(argv=None) -> int:
     ap.add_argument("--goals", type=int, default=16)
     ap.add_argument("--tabular", action="store_true", help="also one-hot (tabular) features")
     ap.add_argument("--linear", default="lspi", choices=("lspi", "dqn"))
+    ap.add_argument("--activation", default="relu", choices=("relu", "elu", "tanh"))
     args = ap.parse_args(argv)
+    global NETWORK
+    NETWORK = dataclasses.replace(NETWORK, activation=args.activation)
     os.makedirs(args.out, exist_ok=True)
     data_dir = os.path.join(args.out, "data")
     if not os.path.exists(os.path.join(data_dir, "meta.json")):
