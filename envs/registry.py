@@ -6,6 +6,7 @@ import difflib
 
 from envs.barfi_grid import BarfiGrid
 from envs.core import JaxVecEnv, VecEnv
+from envs.four_rooms import FOUR_ROOMS_TASKS, make_four_rooms
 from envs.fs_grid import FSGrid
 from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
 from envs.memory import NAMES as MEMORY_NAMES
@@ -17,6 +18,7 @@ def registered_envs() -> list[str]:
         [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
         + [f"memory/{n}" for n in MEMORY_NAMES]
         + ["fsgrid/Open8x8", "barfi/Grid7x7"]
+        + [f"four_rooms/{t}" for t in FOUR_ROOMS_TASKS]
     )
 
 
@@ -31,6 +33,8 @@ def make_env(name: str, num_envs: int) -> VecEnv:
         return JaxVecEnv(FSGrid(), num_envs)
     if name == "barfi/Grid7x7":
         return JaxVecEnv(BarfiGrid(), num_envs)
+    if family == "four_rooms" and task in FOUR_ROOMS_TASKS:
+        return JaxVecEnv(make_four_rooms(task), num_envs)
     close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise ValueError(

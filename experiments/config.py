@@ -24,8 +24,14 @@ def agent_classes() -> dict[str, tuple[type, type]]:
     """name -> (agent class, config dataclass)."""
     from agents.dqn import DQN, DQNConfig
     from agents.ppo import PPO, PPOConfig
+    from agents.pvn import PVNLinearConfig, PVNLinearEval, PVNPretrainAgent, PVNPretrainConfig
 
-    return {"ppo": (PPO, PPOConfig), "dqn": (DQN, DQNConfig)}
+    return {
+        "ppo": (PPO, PPOConfig),
+        "dqn": (DQN, DQNConfig),
+        "pvn_pretrain": (PVNPretrainAgent, PVNPretrainConfig),
+        "pvn_linear": (PVNLinearEval, PVNLinearConfig),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +60,7 @@ class WandbConfig:
 class LoggerConfig:
     log_interval: int = spec(0, ge=0)  # env steps between metric rows; 0 = total / 100
     progress: bool = True
+    save_transitions: bool = False  # DQN: write seed 0's transitions to <run_dir>/transitions
     wandb: WandbConfig = WandbConfig()
 
 

@@ -97,6 +97,9 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
+    offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
+    if offline is not None:  # offline learners (no env stepping) own their host loop
+        return offline(cfg, quiet)
     env, agent = build_agent(cfg)
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
@@ -189,6 +192,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
         )
 
         store.write_status("running", global_step=done_steps)
+        saver = transition_saver(cfg, agent, upc) if cfg.logger.save_transitions else None
         bar = _progress(cfg, quiet, done_steps)
         t_start = time.time()
         for c in range(start_chunk, n_chunks):
@@ -215,6 +219,8 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 row["time/elapsed_s"] = time.time() - t_start
             store.log_rows(rows)
             done_steps = step
+            if saver is not None:
+                saver(state, min((c + 1) * upc, num_updates) - c * upc)
             if step // ckpt_every > prev // ckpt_every or c == n_chunks - 1:
                 store.sync()
                 ckpt.save(c, state, {"chunk": c, "global_step": step})
@@ -266,6 +272,42 @@ def _check_finite(rows: list[dict], store: RunStore, ckpt, run_dir: str) -> None
                 f"{row['grid']} {hp}. Stopped; {run_dir} keeps its last good checkpoint "
                 f"(chunk {latest}) and metrics."
             )
+
+
+def transition_saver(cfg: TrainConfig, agent, upc: int):
+    """logger.save_transitions: after each chunk, append the replay rows it wrote (seed 0)."""
+    from rl_aux.dataset import TransitionWriter
+
+    replay = getattr(agent, "rows", None)
+    if replay is None:
+        raise ValueError("logger.save_transitions=true needs a replay-based agent (agent=dqn)")
+    if upc > replay:
+        raise ValueError(
+            f"logger.save_transitions: a chunk writes {upc} replay rows but the buffer holds "
+            f"{replay}; raise agent.buffer_size or lower logger.log_interval"
+        )
+    spec = agent.spec
+    writer = TransitionWriter(
+        os.path.join(cfg.run_dir, "transitions"),
+        spec.obs_shape,
+        np.dtype(spec.obs_dtype).name,
+        spec.num_actions,
+        cfg.env.name,
+        store_dtype="auto",
+        source=f"rl-aux run {cfg.run_dir} ({cfg.label}), seed {cfg.seed}",
+    )
+
+    def save(state, rows: int) -> None:
+        data = state.replay.data
+        idx = (int(state.replay.pos) - rows + np.arange(rows)) % replay
+        batch = jax.tree.map(lambda x: np.asarray(x[0][idx]), data)  # seed 0, [rows, N, ...]
+        flat = {
+            f: getattr(batch, f).reshape((-1,) + getattr(batch, f).shape[2:])
+            for f in ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+        }
+        writer.write(flat)
+
+    return save
 
 
 class ResumeMismatch(ValueError):

@@ -141,7 +141,13 @@ def head_class(name: str) -> type[AuxHead]:
 
 
 def _import_builtin_heads() -> None:
-    from rl_aux.heads import future, latent_pred, next_latent, reward_pred  # noqa: F401  (registration side effects)
+    from rl_aux.heads import (  # noqa: F401  (registration side effects)
+        future,
+        latent_pred,
+        next_latent,
+        pvn,
+        reward_pred,
+    )
 
 
 def masked_mean(x: Array, mask: Array | None) -> Array:

@@ -1,0 +1,99 @@
+"""PVN: successor-measure TD against closed forms, indicator firing rates, the offline path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rl_aux  # noqa: F401  (XLA flag before any backend use)
+from agents.pvn import PVNPretrainer
+from rl_aux.heads.pvn import PVNConfig, pvn_td_error
+from rl_aux.networks.network import NetworkConfig
+from rl_aux.pvn.indicators import Indicators, quantile_loss
+from rl_aux.types import EnvSpec, Transition
+
+
+def _chain():
+    """3-state chain, actions left/right (walls at the ends), every (s, a) once, no ends."""
+    s = np.repeat(np.arange(3), 2)
+    a = np.tile(np.arange(2), 3)
+    s2 = np.clip(s + np.where(a == 1, 1, -1), 0, 2)
+    eye = np.eye(3, dtype=np.float32)
+    z = np.zeros(6, bool)
+    tr = Transition(eye[s], a.astype(np.int32), np.zeros(6, np.float32), z, z, eye[s2])
+    P = np.zeros((3, 3))
+    for x, x2 in zip(s, s2, strict=True):
+        P[x, x2] += 0.5  # uniform-random policy
+    return jax.device_put(tr), P, s2.reshape(3, 2)
+
+
+def test_td_error_uses_current_indicator_and_mean_over_next_actions():
+    psi = jnp.zeros((1, 1, 2))
+    psi_next = jnp.array([[[1.0, 3.0]]])
+    err = pvn_td_error(psi, psi_next, jnp.array([[1.0]]), jnp.array([0]), jnp.array([0.5]))
+    np.testing.assert_allclose(err, [[1.0 + 0.5 * 2.0]])  # mean 2, never the max 3
+
+
+def test_chain_psi_matches_closed_form():
+    gamma = 0.9
+    tr, P, nxt = _chain()
+    spec = EnvSpec("chain", (3,), jnp.float32, 2, 0)
+    head = PVNConfig(num_tasks=8, indicator="hash", p=0.5, gamma=gamma, target_tau=0.1)
+    pre = PVNPretrainer(NetworkConfig(hidden=()), head, spec, batch_size=64, lr=1e-2)
+    state = pre.init(jax.random.PRNGKey(0))
+    state, m = jax.jit(lambda s: pre.train(s, tr, 2000))(state)
+    eye = jnp.eye(3)
+    r = np.asarray(pre.head.indicators(state.params["heads"]["pvn"]["indicator"], eye)[0])
+    assert 0 < r.sum() < r.size  # the hash picks non-trivial subsets S_i
+    v = np.linalg.solve(np.eye(3) - gamma * P, r)  # (I - gamma P_unif)^-1 1_S, [3, T]
+    exact = r[:, :, None] + gamma * v[nxt].transpose(0, 2, 1)  # Psi(x, a) [3, T, A]
+    psi = np.asarray(pre.psi(state.params, eye))
+    assert np.abs(psi - exact).max() < 1e-2, np.abs(psi - exact).max()
+    np.testing.assert_allclose(psi.mean(-1), v, atol=1e-2)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.05])
+def test_rnd_fire_rate_converges_to_p(p):
+    obs = jax.random.normal(jax.random.PRNGKey(1), (4096, 16))
+    ind = Indicators("rnd", 20, p, (16,), tasks_per_module=10, bias_scale=10.0)
+    params = ind.init(jax.random.PRNGKey(2))
+    tx = optax.adam(1e-2)
+
+    def step(c, k):
+        params, opt = c
+        batch = obs[jax.random.randint(k, (256,), 0, obs.shape[0])]
+        g = jax.grad(lambda b: quantile_loss(ind.scores({**params, "bias": b}, batch), p))(
+            params["bias"]
+        )
+        upd, opt = tx.update(g, opt)
+        return ({**params, "bias": params["bias"] + upd}, opt), None
+
+    (params, _), _ = jax.lax.scan(
+        step, (params, tx.init(params["bias"])), jax.random.split(jax.random.PRNGKey(3), 1500)
+    )
+    rate = np.asarray(ind(params, obs)[0]).mean(0)  # per task, over all states
+    assert abs(rate.mean() - p) < 0.01, rate
+    # a ReLU score that is 0 on more than 1 - p of the states cannot reach p (a few tasks)
+    assert np.mean(np.abs(rate - p) < 0.01) >= 0.9, rate
+
+
+def test_hash_indicator_fires_on_about_p_of_distinct_frames():
+    frames = jax.random.randint(jax.random.PRNGKey(0), (1000, 84, 84, 4), 0, 256, jnp.int32)
+    ind = Indicators("hash", 8, 0.01, (84, 84, 4))
+    r, _ = jax.jit(ind.__call__)(ind.init(jax.random.PRNGKey(1)), frames.astype(jnp.uint8))
+    assert abs(float(r.mean()) - 0.01) < 0.005
+
+
+def test_four_rooms_dynamics_and_goal():
+    from envs.four_rooms import NEXT, NUM_CELLS, FourRooms, uniform_transition_matrix
+
+    assert NUM_CELLS == 104 and NEXT.shape == (104, 4)
+    np.testing.assert_allclose(uniform_transition_matrix().sum(1), 1.0)
+    goal = int(NEXT[0, 1])  # the cell right of cell 0
+    env = FourRooms(goal)
+    state = {"cell": jnp.int32(0), "t": jnp.int32(0)}
+    state, obs, r, term, trunc = env.step(jax.random.PRNGKey(0), state, 1)
+    assert float(r) == 1.0 and bool(term) and not bool(trunc) and obs[..., 1].sum() == 1
+    # the up move from cell 0 hits the outer wall and stays
+    assert int(NEXT[0, 0]) == 0
