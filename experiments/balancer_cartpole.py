@@ -14,14 +14,12 @@ import json
 import os
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import rl_aux  # noqa: F401  (XLA flags before the backend starts)
 from experiments.config import load_config
 from experiments.train import build_agent
-from rl_aux.vectorize import vmapped_chunk, vmapped_init
+from rl_aux.vectorize import init_seeds, vmapped_chunk
 
 HEADS = "plugins=[rl_aux.heads.next_obs,rl_aux.heads.noise_target]"
 ARMS = {
@@ -43,11 +41,7 @@ def run_arm(arm: str, seeds: int, steps: int, noise_weight: float) -> np.ndarray
     cfg = load_config(over + ARMS[arm])
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
-    hp0 = agent.default_hparams()
-    hp = jax.tree.map(lambda x: jnp.full((seeds,), x, jnp.float32), hp0)
-    init_fn, axes = vmapped_init(agent, keys[0], hp0)
-    state = init_fn(keys, hp)
+    state, axes = init_seeds(agent, seeds)
     _, m = vmapped_chunk(agent, axes, n_updates)(state)
     ret = np.asarray(m["episode_return_sum"]) / np.maximum(np.asarray(m["episodes"]), 1)
     return ret

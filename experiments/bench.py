@@ -42,22 +42,18 @@ PEER_CASES = {  # our case -> (peer algo, peer env)
 # ---------------------------------------------------------------------- workers (subprocess)
 def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     import jax
-    import jax.numpy as jnp
 
     from experiments.config import load_config
     from experiments.train import build_agent
-    from rl_aux.vectorize import vmapped_chunk, vmapped_init
+    from rl_aux.vectorize import init_seeds, vmapped_chunk
 
     cfg = load_config(
         [f"experiment={experiment}", f"env={env}", f"num_seeds={seeds}", f"total_timesteps={steps}"]
     )
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
-    hp0 = agent.default_hparams()
-    hp = jax.tree.map(lambda x: jnp.full((seeds,), x, jnp.float32), hp0)
-    init_fn, axes = vmapped_init(agent, keys[0], hp0)
-    state = jax.block_until_ready(init_fn(keys, hp))
+    state, axes = init_seeds(agent, seeds)
+    state = jax.block_until_ready(state)
     fn = vmapped_chunk(agent, axes, n_updates, donate=False)
     t0 = time.perf_counter()
     compiled = fn.lower(state).compile()

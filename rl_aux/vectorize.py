@@ -47,3 +47,16 @@ def vmapped_chunk(agent, axes, num_updates: int, donate: bool = True, mesh=None)
     state_specs = specs(axes)
     fn = per_device(fn, mesh, (state_specs,), (state_specs, jax.sharding.PartitionSpec(AXIS)))
     return jax.jit(fn, donate_argnums=0 if donate else ())
+
+
+def init_seeds(agent, seeds: int):
+    """State for seeds 0..seeds-1 at the agent's default hyperparameters; returns (state, axes).
+
+    The usual set-up of a benchmark or a one-off experiment (no grid)."""
+    import jax.numpy as jnp
+
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
+    hp0 = agent.default_hparams()
+    hp = jax.tree.map(lambda x: jnp.full((seeds,), x, jnp.float32), hp0)
+    init_fn, axes = vmapped_init(agent, keys[0], hp0)
+    return init_fn(keys, hp), axes
