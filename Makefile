@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,atari,nethack,llm]"
 	touch $(STAMP)
 
 # PPO on CartPole-v1 with and without an auxiliary head, 4 vmapped seeds, then figures.
