@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from rl_aux.types import EnvSpec
 
-MOVES = jnp.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right
 AUX_KINDS = ("centre", "distance")
 
 
@@ -61,7 +62,7 @@ class BarfiGrid:
         k_slip, k_act = jax.random.split(key)
         rand = jax.random.randint(k_act, (), 0, 4)
         a = jnp.where(jax.random.uniform(k_slip) < self.slip, rand, action)
-        pos = jnp.clip(state.pos + MOVES[a], 0, self.size - 1)
+        pos = jnp.clip(state.pos + jnp.asarray(MOVES)[a], 0, self.size - 1)
         at_goal = jnp.all(pos == self.goal)
         reward = jnp.where(at_goal, self.goal_reward, 0.0) - self.step_cost
         t = state.t + 1

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rl_aux.types import EnvSpec
 
 SIZE = 8
-MOVES = jnp.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # numpy: no jax backend start at import
 
 
 class FSGrid:
@@ -35,7 +36,7 @@ class FSGrid:
         return {"pos": pos, "t": jnp.zeros((), jnp.int32)}, self._obs(pos)
 
     def step(self, key, state, action):
-        pos = jnp.clip(state["pos"] + MOVES[action], 0, SIZE - 1)
+        pos = jnp.clip(state["pos"] + jnp.asarray(MOVES)[action], 0, SIZE - 1)
         at_goal = jnp.all(pos == self.goal)
         t = state["t"] + 1
         truncated = jnp.logical_and(t >= self.max_steps, ~at_goal)

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from rl_aux.configs import ConfigError, check_value, from_dict, spec, to_dict
+from rl_aux.cpu_threads import resolve_cpu_threads
 from rl_aux.heads.base import HeadConfig, head_class, registered_heads
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -101,6 +102,7 @@ class TrainConfig:
     variants: dict = dataclasses.field(default_factory=dict)  # label -> list of overrides
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
     plugins: tuple = ()  # modules imported before composing (they register heads)
+    cpu_threads: Any = "auto"  # XLA:CPU pool: auto (1 for MLP torsos) or N (rl_aux/cpu_threads.py)
 
     def to_yaml_dict(self) -> dict:
         d = to_dict(self)
@@ -281,11 +283,17 @@ def build(raw: dict) -> TrainConfig:
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
+    resolve_cpu_threads(cfg.cpu_threads, _torso(agent_cfg))
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
         cfg = dataclasses.replace(cfg, run_dir=os.path.join("runs", cfg.experiment, cfg.label))
     return cfg
+
+
+def _torso(agent_cfg: Any) -> str:
+    """The agent's torso name ('mlp' when it has no network config)."""
+    return getattr(getattr(agent_cfg, "network", None), "torso", "mlp")
 
 
 def flatten_dict(d: dict, prefix: str = "") -> dict:

@@ -24,6 +24,7 @@ from envs import make_env
 from experiments.config import TrainConfig, agent_classes, flatten_dict
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
+from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.logging import RunStore, run_status, scrub_secrets
@@ -451,8 +452,9 @@ def _advance(bar, n: int, rows: list[dict]) -> None:
 
 def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
-    from experiments.config import load_config
+    from experiments.config import _torso, load_config
 
+    configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
     results = []
     if cfg.variants:
         base = (
