@@ -43,11 +43,25 @@ def maybe_initialize_distributed(
 def run_mesh(num_runs: int) -> Mesh | None:
     """A 1-D mesh over the most devices that evenly divide `num_runs` (None for one device).
 
-    KNOWN ISSUE: on CPU with forced host devices (--xla_force_host_platform_device_count=2)
-    the sharded PPO chunk never returns on jaxlib 0.10.2 (a 2-device shard_map toy scan does),
-    so CPU runs stay on one device unless RL_AUX_SHARD_CPU=1."""
+    On CPU with forced host devices (--xla_force_host_platform_device_count) the sharded
+    chunk hangs on jaxlib 0.10.2 when threefry is lowered as jax's rolled CPU loop
+    (RL_AUX_ROLLED_THREEFRY=1); with rl_aux's unrolled threefry (the default) it runs and
+    equals the one-device run (tests/test_sharding.py). Rolled, CPU runs stay on one device
+    unless RL_AUX_SHARD_CPU=1."""
+    from rl_aux import THREEFRY_UNROLLED_ON_CPU
+
     devices = jax.devices()
-    if devices[0].platform == "cpu" and os.environ.get("RL_AUX_SHARD_CPU") != "1":
+    if (
+        devices[0].platform == "cpu"
+        and len(devices) > 1
+        and not THREEFRY_UNROLLED_ON_CPU
+        and os.environ.get("RL_AUX_SHARD_CPU") != "1"
+    ):
+        print(
+            "rl-aux: rolled threefry on CPU hangs sharded programs; using one device "
+            "(set RL_AUX_SHARD_CPU=1 to try anyway)",
+            file=sys.stderr,
+        )
         return None
     n = max(d for d in range(1, len(devices) + 1) if num_runs % d == 0)
     if n < len(devices):
