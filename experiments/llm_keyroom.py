@@ -72,7 +72,7 @@ def scripted_action(obs, rng: np.random.Generator) -> int:
     chars = obs["chars"]
     if not has_key:
         keys = {(int(x), int(y)) for y, x in zip(*np.nonzero(chars == ord("(")), strict=True)}
-        if pos in keys or (keys and not has_key and _on_key(obs)):
+        if _on_key(obs):  # the agent hides the key glyph it stands on
             return PICKUP
         a = _bfs_step(g, pos, keys)
         return int(rng.integers(8)) if a is None else a

@@ -99,6 +99,10 @@ class LLMCache:
         blob = np.asarray(vec, np.float32).tobytes()
         self._run("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)", (text, model_id, blob))
 
+    def db_mode(self) -> str:
+        """The SQLite journal mode ('wal' when concurrent readers are safe)."""
+        return str(self._run("PRAGMA journal_mode", fetch=True)[0]).lower()
+
     def count(self) -> int:
         return int(self._run("SELECT count(*) FROM llm_cache", fetch=True)[0])
 

@@ -23,6 +23,10 @@ CLOSED_DOORS = (GLYPH_CMAP_OFF + 15, GLYPH_CMAP_OFF + 16)  # S_vcdoor, S_hcdoor
 OPEN_DOORS = (GLYPH_CMAP_OFF + 13, GLYPH_CMAP_OFF + 14)  # S_vodoor, S_hodoor
 DOWN_STAIRS = GLYPH_CMAP_OFF + 24  # S_dnstair
 OBS_KEYS = ("message", "blstats", "inv_strs", "glyphs")  # what `caption` reads
+_STEP = {
+    "north": (0, -1), "east": (1, 0), "south": (0, 1), "west": (-1, 0),
+    "northeast": (1, -1), "southeast": (1, 1), "southwest": (-1, 1), "northwest": (-1, -1),
+}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +58,28 @@ def _canon(text: str, digits: bool) -> str:
     return re.sub(r"[+-]?\d+", "N", text) if digits else text
 
 
-def _events(prev: Mapping, obs: Mapping) -> list[str]:
+def game_over(obs: Mapping) -> bool:
+    """NLE's observation after the game ended (success or death): all bottom-line stats zero."""
+    return not np.any(np.asarray(obs["blstats"]))
+
+
+def _target_glyph(prev: Mapping, action: str) -> int | None:
+    """The glyph of the cell a move action walks into (from the previous observation)."""
+    step = _STEP.get(action.lower().removeprefix("move "))
+    if step is None:
+        return None
+    g, bl = np.asarray(prev["glyphs"]), np.asarray(prev["blstats"])
+    x, y = int(bl[BL_X]) + step[0], int(bl[BL_Y]) + step[1]
+    return int(g[y, x]) if 0 <= y < g.shape[0] and 0 <= x < g.shape[1] else None
+
+
+def _events(prev: Mapping, obs: Mapping, action: str) -> list[str]:
     """Door and stairs events from glyph counts and the glyph the agent stepped onto."""
+    if game_over(obs):
+        out = ["the game ended"]
+        if _target_glyph(prev, action) == DOWN_STAIRS:
+            out.insert(0, "stepped onto the down staircase")
+        return out
     out = []
     g0, g1 = np.asarray(prev["glyphs"]), np.asarray(obs["glyphs"])
     closed0, closed1 = np.isin(g0, CLOSED_DOORS).sum(), np.isin(g1, CLOSED_DOORS).sum()
@@ -76,11 +100,12 @@ def _events(prev: Mapping, obs: Mapping) -> list[str]:
 def caption(prev: Mapping, action: str, obs: Mapping, cfg: CaptionConfig = CaptionConfig()) -> str:
     """Canonical caption of the transition prev --action--> obs (NLE observation dicts)."""
     parts = [f"action: {action.lower()}"]
+    ended = game_over(obs)  # the end-of-game screen: inventory/stats deltas are meaningless
     if cfg.message:
         msg = decode_message(obs["message"])
         if msg:
             parts.append(f"message: {_canon(msg, cfg.canonical_digits)}")
-    if cfg.inventory:
+    if cfg.inventory and not ended:
         inv0, inv1 = decode_inventory(prev["inv_strs"]), decode_inventory(obs["inv_strs"])
         gained = [s for s in inv1 if s not in inv0]
         lost = [s for s in inv0 if s not in inv1]
@@ -88,14 +113,19 @@ def caption(prev: Mapping, action: str, obs: Mapping, cfg: CaptionConfig = Capti
             parts.append("gained: " + "; ".join(_canon(s, cfg.canonical_digits) for s in gained))
         if lost:
             parts.append("lost: " + "; ".join(_canon(s, cfg.canonical_digits) for s in lost))
-    if cfg.stats:
+    if cfg.stats and not ended:
         bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
-        for idx, name in ((BL_DEPTH, "dungeon level"), (BL_HP, "hit points"), (BL_GOLD, "gold")):
+        words = {
+            BL_DEPTH: ("went deeper into the dungeon", "went up a dungeon level"),
+            BL_HP: ("gained hit points", "lost hit points"),
+            BL_GOLD: ("gained gold", "lost gold"),
+        }
+        for idx, (more, less) in words.items():
             d = int(bl1[idx]) - int(bl0[idx])
             if d:
-                parts.append(f"{name} {'up' if d > 0 else 'down'}")
+                parts.append(more if d > 0 else less)
     if cfg.events:
-        parts.extend(_events(prev, obs))
+        parts.extend(_events(prev, obs, action))
     return " | ".join(parts)[: cfg.max_chars]
 
 

@@ -16,6 +16,7 @@ import time
 import httpx
 
 from rl_aux.configs import spec
+from rl_aux.llm.config import sampling_of
 
 
 class EndpointError(RuntimeError):
@@ -55,8 +56,7 @@ class ChatClient:
 
     def sampling(self) -> dict:
         """The sampling parameters (part of the cache key)."""
-        c = self.cfg
-        return {"temperature": c.temperature, "max_tokens": c.max_tokens, "seed": c.seed}
+        return sampling_of(self.cfg)
 
     def _headers(self) -> dict:
         key = os.environ.get(self.cfg.api_key_env, "")

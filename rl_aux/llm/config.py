@@ -1,12 +1,20 @@
-"""`llm.*` settings: the endpoint, the cache and the mode (the API key is an env-var NAME)."""
+"""`llm.*` settings: the endpoint, the cache and the mode (the API key is an env-var NAME).
+
+Imports nothing from the `llm` extra, so every config can be composed without it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 from rl_aux.configs import spec
-from rl_aux.llm.client import ClientConfig
-from rl_aux.llm.judge import MODES
+
+MODES = ("online", "record", "replay", "off")  # see rl_aux/llm/judge.py
+
+
+def sampling_of(cfg) -> dict:
+    """The sampling parameters of a config (part of every cache key, client or not)."""
+    return {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": cfg.seed}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +33,8 @@ class LLMConfig:
     max_tokens: int = spec(128, ge=1)
     seed: int = 0
 
-    def client_config(self) -> ClientConfig:
+    def client_config(self):
+        from rl_aux.llm.client import ClientConfig  # httpx: the `llm` extra
+
         names = {f.name for f in dataclasses.fields(ClientConfig)}
         return ClientConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})

@@ -15,9 +15,9 @@ import warnings
 from rl_aux.llm import parsing, prompts
 from rl_aux.llm.cache import LLMCache, cache_key
 from rl_aux.llm.client import ChatClient, EndpointError
+from rl_aux.llm.config import MODES, LLMConfig, sampling_of
 from rl_aux.llm.prompts import Subgoal
 
-MODES = ("online", "record", "replay", "off")
 _RETRY = "Your answer was not a JSON object of the requested form. Reply with only that object."
 
 
@@ -37,23 +37,30 @@ class JudgeStats:
 class LLMJudge:
     """Verdicts through `cache`, querying `client` only in online/record mode."""
 
-    def __init__(self, cache: LLMCache | None, client: ChatClient | None, mode: str, model: str):
+    def __init__(
+        self,
+        cache: LLMCache | None,
+        client: ChatClient | None,
+        mode: str,
+        model: str,
+        sampling: dict | None = None,
+    ):
         if mode not in MODES:
             raise ValueError(f"llm.mode={mode!r} is not accepted; accepted: {', '.join(MODES)}")
         if mode in ("online", "record") and (client is None or cache is None):
             raise ValueError(f"llm.mode={mode} needs an endpoint and a cache")
         self.cache, self.client, self.mode, self.model = cache, client, mode, model
+        if sampling is None:  # the same key with or without a client (replay must hit)
+            sampling = client.sampling() if client is not None else sampling_of(LLMConfig())
+        self.sampling = sampling
         self.stats = JudgeStats()
         self._lock = threading.Lock()
-
-    def _sampling(self) -> dict:
-        return self.client.sampling() if self.client is not None else {}
 
     def _ask(self, version: str, messages: list, schema: dict, parse):
         """(parsed or None, source) through the cache; source in hit/query/miss/unknown."""
         if self.mode == "off":
             return None, "miss"
-        key = cache_key(self.model, version, messages, self._sampling())
+        key = cache_key(self.model, version, messages, self.sampling)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -82,7 +89,7 @@ class LLMJudge:
             return None, "miss"
         if parsed is None:
             return None, "unknown"
-        request = {"messages": messages, "sampling": self._sampling(), "schema": schema}
+        request = {"messages": messages, "sampling": self.sampling, "schema": schema}
         self.cache.put(key, self.model, version, request, text, parsed)
         return parsed, "query"
 

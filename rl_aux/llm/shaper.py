@@ -18,7 +18,7 @@ from rl_aux.llm.annotator import Annotator
 from rl_aux.llm.cache import LLMCache
 from rl_aux.llm.caption import CaptionConfig, caption
 from rl_aux.llm.client import ChatClient
-from rl_aux.llm.config import LLMConfig
+from rl_aux.llm.config import LLMConfig, sampling_of
 from rl_aux.llm.embedder import Embedder
 from rl_aux.llm.judge import LLMJudge
 from rl_aux.llm.matcher import Matcher
@@ -41,7 +41,7 @@ class SubgoalShaper:
         self.cache = LLMCache(lcfg.cache_path)
         client = ChatClient(lcfg.client_config()) if lcfg.mode in ("online", "record") else None
         mode = "off" if self.kind == "ellm" else lcfg.mode
-        self.judge = LLMJudge(self.cache, client, mode, lcfg.model)
+        self.judge = LLMJudge(self.cache, client, mode, lcfg.model, sampling_of(lcfg))
         if rcfg.subgoals:
             self.subgoals = subgoals_from_text(rcfg.subgoals)
         else:

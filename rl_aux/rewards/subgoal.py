@@ -35,7 +35,12 @@ class SubgoalRewardConfig:
 @dataclasses.dataclass(frozen=True)
 class EllmRewardConfig(SubgoalRewardConfig):
     kind: str = spec("ellm", choices=("judge", "ellm"))
-    subgoals: tuple = ("pick up the key", "open the door", "go down the stairs")
+    # KeyRoom goal texts and T chosen on the dev set (docs/llm-subgoal-rewards.md)
+    subgoals: tuple = (
+        "a key enters the inventory",
+        "a closed door opens",
+        "the agent steps onto the stairs down",
+    )
 
 
 @register_reward("subgoal")
