@@ -121,7 +121,8 @@ def collect(out: str, episodes: int, seed: int, max_steps: int) -> dict:
     rng = np.random.default_rng(seed)
     rows, eps_list = [], (0.1, 0.25, 0.5, 0.75)
     for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
+        env.unwrapped.seed(core=seed + ep, disp=seed + ep, reseed=False)  # reproducible
+        obs, _ = env.reset()
         obs = {k: np.array(v) for k, v in obs.items()}  # NLE reuses its buffers: copy
         eps = eps_list[ep % len(eps_list)]
         for t in range(max_steps):
@@ -218,6 +219,73 @@ _HINTS = {
 }
 
 
+def overhead(steps: int, num_envs: int, seed: int) -> dict:
+    """Host cost of the subgoal reward per env step (captions + ids + one table lookup per
+    rollout, warm table) beside the raw MiniHack step, on a random policy."""
+    import time
+
+    import gymnasium as gym
+    import minihack  # noqa: F401
+
+    from rl_aux.llm.caption import OBS_KEYS, action_names
+    from rl_aux.llm.config import LLMConfig
+    from rl_aux.llm.shaper import SubgoalShaper
+    from rl_aux.rewards.subgoal import EllmRewardConfig
+
+    envs = [gym.make(ENV_ID, observation_keys=OBS_KEYS) for _ in range(num_envs)]
+    names = action_names(envs[0].unwrapped.actions)
+    rng = np.random.default_rng(seed)
+    obs = [
+        {k: np.array(v) for k, v in e.reset(seed=seed + i)[0].items()} for i, e in enumerate(envs)
+    ]
+    t_env = t_cap = 0.0
+    trajectory = []
+    for _ in range(steps):
+        acts = rng.integers(len(names), size=num_envs)
+        t0 = time.perf_counter()
+        nxt, dones = [], []
+        for e, a in zip(envs, acts, strict=True):
+            o, _, term, trunc, _ = e.step(int(a))
+            nxt.append({k: np.array(v) for k, v in o.items()})
+            dones.append(term or trunc)
+        t_env += time.perf_counter() - t0
+        trajectory.append((obs, acts, nxt, dones))
+        obs = [
+            {k: np.array(v) for k, v in e.reset()[0].items()} if d else n
+            for e, n, d in zip(envs, nxt, dones, strict=True)
+        ]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lcfg = LLMConfig(mode="off", cache_path=os.path.join(tmp, "c.sqlite"))
+        shaper = SubgoalShaper(EllmRewardConfig(table_size=4096), lcfg, names, num_envs)
+        stack = lambda os_: {k: np.stack([o[k] for o in os_]) for k in OBS_KEYS}
+        batched = [(stack(p), a, stack(n), d) for p, a, n, d in trajectory]  # as a vector env
+        for _warm in (True, False):  # first pass fills the table (cold); the second is timed
+            t_cap, ids, dones_all = 0.0, [], []
+            for p, a, n, d in batched:
+                t0 = time.perf_counter()
+                ids.append(shaper.step_ids(p, a, n))
+                t_cap += time.perf_counter() - t0
+                dones_all.append(d)
+            shaper.annotator.drain(60)
+            t0 = time.perf_counter()
+            r = shaper.rollout_rewards(np.stack(ids), np.array(dones_all))
+            t_table = time.perf_counter() - t0
+        metrics = shaper.metrics()
+        shaper.close()
+    n = steps * num_envs
+    return {
+        "env_steps": n,
+        "env_us_per_step": 1e6 * t_env / n,
+        "caption_us_per_step": 1e6 * t_cap / n,
+        "table_lookup_ms_per_rollout": 1e3 * t_table,
+        "ratio_with_reward": t_env / (t_env + t_cap + t_table),
+        "paid_steps": int((r > 0).sum()),
+        **{k: v for k, v in metrics.items() if k in ("llm/captions", "llm/table_fill_rate")},
+    }
+
+
 def main(argv=None) -> None:
     import rl_aux  # noqa: F401  (XLA flag before jax starts)
 
@@ -238,7 +306,14 @@ def main(argv=None) -> None:
     e.add_argument("--base-url", default="http://127.0.0.1:8080/v1")
     e.add_argument("--model", default="gemma-3-270m-q4_k_m")
     e.add_argument("--json", default="")
+    o = sub.add_parser("overhead")
+    o.add_argument("--steps", type=int, default=256)
+    o.add_argument("--num-envs", type=int, default=8)
+    o.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    if a.cmd == "overhead":
+        print(json.dumps(overhead(a.steps, a.num_envs, a.seed), indent=1))
+        return
     if a.cmd == "collect":
         print(json.dumps(collect(a.out, a.episodes, a.seed, a.max_steps)))
         return

@@ -19,8 +19,8 @@ from rl_aux.configs import spec
 # NLE bottom-line (blstats) indices and map glyph ids (nle.nethack: GLYPH_CMAP_OFF + defsym index).
 BL_X, BL_Y, BL_HP, BL_HPMAX, BL_DEPTH, BL_GOLD = 0, 1, 10, 11, 12, 13
 GLYPH_CMAP_OFF = 2359
-CLOSED_DOORS = (GLYPH_CMAP_OFF + 15, GLYPH_CMAP_OFF + 16)  # S_vcdoor, S_hcdoor
-OPEN_DOORS = (GLYPH_CMAP_OFF + 13, GLYPH_CMAP_OFF + 14)  # S_vodoor, S_hodoor
+CLOSED_DOORS = (GLYPH_CMAP_OFF + 15, GLYPH_CMAP_OFF + 16)  # S_vcdoor, S_hcdoor (a range)
+OPEN_DOORS = (GLYPH_CMAP_OFF + 13, GLYPH_CMAP_OFF + 14)  # S_vodoor, S_hodoor (a range)
 DOWN_STAIRS = GLYPH_CMAP_OFF + 24  # S_dnstair
 OBS_KEYS = ("message", "blstats", "inv_strs", "glyphs")  # what `caption` reads
 _STEP = {
@@ -73,60 +73,81 @@ def _target_glyph(prev: Mapping, action: str) -> int | None:
     return int(g[y, x]) if 0 <= y < g.shape[0] and 0 <= x < g.shape[1] else None
 
 
-def _events(prev: Mapping, obs: Mapping, action: str) -> list[str]:
-    """Door and stairs events from glyph counts and the glyph the agent stepped onto."""
-    if game_over(obs):
-        out = ["the game ended"]
-        if _target_glyph(prev, action) == DOWN_STAIRS:
-            out.insert(0, "stepped onto the down staircase")
-        return out
-    out = []
-    g0, g1 = np.asarray(prev["glyphs"]), np.asarray(obs["glyphs"])
-    closed0, closed1 = np.isin(g0, CLOSED_DOORS).sum(), np.isin(g1, CLOSED_DOORS).sum()
-    open0, open1 = np.isin(g0, OPEN_DOORS).sum(), np.isin(g1, OPEN_DOORS).sum()
-    if closed1 < closed0 and open1 + closed1 <= open0 + closed0 + 1 and open1 > open0:
-        out.append("a door opened")
-    elif closed1 < closed0 and open1 <= open0:
-        out.append("a door disappeared")
+def _in(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
+    return (g >= lo_hi[0]) & (g <= lo_hi[1])
+
+
+def _count(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
+    return _in(g, lo_hi).reshape(g.shape[0], -1).sum(-1)
+
+
+def captions(
+    prev: Mapping, actions: Sequence[str], obs: Mapping, cfg: CaptionConfig = CaptionConfig()
+) -> list[str]:
+    """Canonical captions of a batch of transitions prev[e] --actions[e]--> obs[e].
+
+    `prev`/`obs` map NLE keys to [E, ...] arrays (a vector env's batch). The numeric work is
+    done once for the batch; only the string assembly is per transition.
+    """
     bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
-    moved = (bl0[BL_X], bl0[BL_Y]) != (bl1[BL_X], bl1[BL_Y])
-    if moved and g0[bl1[BL_Y], bl1[BL_X]] == DOWN_STAIRS:
-        out.append("stepped onto the down staircase")
-    if np.any(g1 == DOWN_STAIRS) and not np.any(g0 == DOWN_STAIRS):
-        out.append("a down staircase came into view")
+    n = bl0.shape[0]
+    ended = ~np.any(bl1 != 0, axis=1)  # NLE's end-of-game observation: all stats zero
+    deltas = (
+        bl1[:, [BL_DEPTH, BL_HP, BL_GOLD]].astype(np.int64) - bl0[:, [BL_DEPTH, BL_HP, BL_GOLD]]
+    )
+    inv0, inv1 = np.asarray(prev["inv_strs"]), np.asarray(obs["inv_strs"])
+    inv_changed = np.any((inv0 != inv1).reshape(n, -1), axis=1)
+    g0, g1 = np.asarray(prev["glyphs"]), np.asarray(obs["glyphs"])
+    closed0, closed1 = _count(g0, CLOSED_DOORS), _count(g1, CLOSED_DOORS)
+    open0, open1 = _count(g0, OPEN_DOORS), _count(g1, OPEN_DOORS)
+    stairs0 = np.any((g0 == DOWN_STAIRS).reshape(n, -1), axis=1)
+    stairs1 = np.any((g1 == DOWN_STAIRS).reshape(n, -1), axis=1)
+    msgs = np.asarray(obs["message"])
+    words = (
+        ("went deeper into the dungeon", "went up a dungeon level"),
+        ("gained hit points", "lost hit points"),
+        ("gained gold", "lost gold"),
+    )
+    out = []
+    for e in range(n):
+        parts = [f"action: {actions[e].lower()}"]
+        if cfg.message:
+            msg = decode_message(msgs[e])
+            if msg:
+                parts.append(f"message: {_canon(msg, cfg.canonical_digits)}")
+        if ended[e]:  # the end-of-game screen: inventory/stats deltas are meaningless
+            if cfg.events:
+                step = _target_glyph({"glyphs": g0[e], "blstats": bl0[e]}, actions[e])
+                if step == DOWN_STAIRS:
+                    parts.append("stepped onto the down staircase")
+                parts.append("the game ended")
+            out.append(" | ".join(parts)[: cfg.max_chars])
+            continue
+        if cfg.inventory and inv_changed[e]:
+            i0, i1 = decode_inventory(inv0[e]), decode_inventory(inv1[e])
+            gained = [_canon(x, cfg.canonical_digits) for x in i1 if x not in i0]
+            lost = [_canon(x, cfg.canonical_digits) for x in i0 if x not in i1]
+            if gained:
+                parts.append("gained: " + "; ".join(gained))
+            if lost:
+                parts.append("lost: " + "; ".join(lost))
+        if cfg.stats:
+            for d, (more, less) in zip(deltas[e], words, strict=True):
+                if d:
+                    parts.append(more if d > 0 else less)
+        if cfg.events:
+            if closed1[e] < closed0[e]:
+                parts.append("a door opened" if open1[e] > open0[e] else "a door disappeared")
+            if stairs1[e] and not stairs0[e]:
+                parts.append("a down staircase came into view")
+        out.append(" | ".join(parts)[: cfg.max_chars])
     return out
 
 
 def caption(prev: Mapping, action: str, obs: Mapping, cfg: CaptionConfig = CaptionConfig()) -> str:
-    """Canonical caption of the transition prev --action--> obs (NLE observation dicts)."""
-    parts = [f"action: {action.lower()}"]
-    ended = game_over(obs)  # the end-of-game screen: inventory/stats deltas are meaningless
-    if cfg.message:
-        msg = decode_message(obs["message"])
-        if msg:
-            parts.append(f"message: {_canon(msg, cfg.canonical_digits)}")
-    if cfg.inventory and not ended:
-        inv0, inv1 = decode_inventory(prev["inv_strs"]), decode_inventory(obs["inv_strs"])
-        gained = [s for s in inv1 if s not in inv0]
-        lost = [s for s in inv0 if s not in inv1]
-        if gained:
-            parts.append("gained: " + "; ".join(_canon(s, cfg.canonical_digits) for s in gained))
-        if lost:
-            parts.append("lost: " + "; ".join(_canon(s, cfg.canonical_digits) for s in lost))
-    if cfg.stats and not ended:
-        bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
-        words = {
-            BL_DEPTH: ("went deeper into the dungeon", "went up a dungeon level"),
-            BL_HP: ("gained hit points", "lost hit points"),
-            BL_GOLD: ("gained gold", "lost gold"),
-        }
-        for idx, (more, less) in words.items():
-            d = int(bl1[idx]) - int(bl0[idx])
-            if d:
-                parts.append(more if d > 0 else less)
-    if cfg.events:
-        parts.extend(_events(prev, obs, action))
-    return " | ".join(parts)[: cfg.max_chars]
+    """Canonical caption of one transition prev --action--> obs (NLE observation dicts)."""
+    one = lambda o: {k: np.asarray(o[k])[None] for k in OBS_KEYS}
+    return captions(one(prev), [action], one(obs), cfg)[0]
 
 
 def action_names(actions: Sequence) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 from rl_aux.configs import ConfigError
 from rl_aux.llm.annotator import Annotator
 from rl_aux.llm.cache import LLMCache
-from rl_aux.llm.caption import CaptionConfig, caption
+from rl_aux.llm.caption import CaptionConfig, captions
 from rl_aux.llm.client import ChatClient
 from rl_aux.llm.config import LLMConfig, sampling_of
 from rl_aux.llm.embedder import Embedder
@@ -74,14 +74,16 @@ class SubgoalShaper:
         self.beta = jnp.asarray(rcfg.beta, jnp.float32)
 
     def step_ids(self, prev_obs: Mapping, actions: Sequence[int], next_obs: Mapping) -> np.ndarray:
-        """[E] caption ids of one vector step (next_obs: the terminal obs where an env ended)."""
+        """[E] caption ids of one vector step.
+
+        prev_obs/next_obs: [E, ...] arrays of the NLE keys in `caption.OBS_KEYS`, COPIED out of
+        NLE's buffers (NLE overwrites them in place); next_obs holds the terminal observation
+        (not the reset one) where an env ended.
+        """
+        names = [self.action_names[int(a)] for a in np.asarray(actions)]
         ids, new = [], []
-        for e, a in enumerate(np.asarray(actions)):
-            p = {k: prev_obs[k][e] for k in ("message", "blstats", "inv_strs", "glyphs")}
-            n = {k: next_obs[k][e] for k in ("message", "blstats", "inv_strs", "glyphs")}
-            cid, is_new = self.registry.intern(
-                caption(p, self.action_names[int(a)], n, self.caption_cfg)
-            )
+        for text in captions(prev_obs, names, next_obs, self.caption_cfg):
+            cid, is_new = self.registry.intern(text)
             ids.append(cid)
             if is_new:
                 new.append(cid)
