@@ -120,3 +120,18 @@ def test_table_pays_first_completion_per_episode():
     # env 1: nothing, door t1 (paid), key t2 (paid), both again t3 (nothing left)
     np.testing.assert_allclose(np.asarray(r), [[0.1, 0], [0, 0.1], [0.1, 0.1], [0.1, 0]])
     np.testing.assert_array_equal(np.asarray(ach), [[True, False], [True, True]])
+
+
+def test_reward_config_group_and_errors():
+    from experiments.config import ConfigError, compose, load_config
+
+    d = compose(["reward=ellm", "reward.beta=0.2", "llm.mode=off"])
+    assert d["reward"]["name"] == "ellm" and d["reward"]["beta"] == 0.2
+    assert d["llm"]["mode"] == "off" and d["llm"]["api_key_env"] == "RL_AUX_LLM_API_KEY"
+    assert load_config([]).reward_name == "env"
+    with pytest.raises(ConfigError, match="reward=subgoal reads NLE/MiniHack text"):
+        load_config(["reward=subgoal"])
+    with pytest.raises(ConfigError, match="Did you mean beta"):
+        load_config(["reward=subgoal", "reward.bta=1"])
+    with pytest.raises(ConfigError, match="llm.mode='bogus'.*online, record, replay, off"):
+        load_config(["llm.mode=bogus"])

@@ -80,3 +80,30 @@ def test_jax_minilm_matches_recorded_vectors(cache_copy):
         ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
     )
     np.testing.assert_allclose([v[0] @ v[1], v[0] @ v[2]], [0.6660, 0.1046], atol=2e-3)
+
+
+def test_ellm_annotator_and_shaper_table(rows, cache_copy, monkeypatch):
+    """reward=ellm end to end on recorded vectors: only key/door/stairs captions get a row."""
+    from rl_aux.llm import embedder
+    from rl_aux.llm.cache import LLMCache
+    from rl_aux.llm.matcher import Matcher
+    from rl_aux.llm.registry import CaptionRegistry
+    from rl_aux.llm.shaper import subgoals_from_text
+    from rl_aux.rewards.subgoal import EllmRewardConfig
+
+    monkeypatch.setattr(embedder, "load_weights", lambda *a, **k: ({}, None))
+    from rl_aux.llm.annotator import Annotator
+
+    cfg = EllmRewardConfig()
+    goals = subgoals_from_text(cfg.subgoals)
+    m = Matcher(embedder.Embedder(LLMCache(cache_copy)), goals, cfg.threshold)
+    reg = CaptionRegistry(256)
+    ann = Annotator("ellm", goals, 256, reg.text, matcher=m)
+    ids = [reg.intern(r["caption"])[0] for r in rows]
+    ann.submit(sorted(set(ids)))
+    assert ann.drain(timeout=20) and ann.error is None
+    table = np.asarray(ann.table())
+    paid = table[ids].max(-1) > 0
+    gold = np.array([any(r["labels"].values()) for r in rows])
+    assert kr.prf(paid, gold)["f1"] >= 0.822 - 0.01  # the hint@0.5 figure, with the message
+    ann.close()
