@@ -107,3 +107,36 @@ def test_ellm_annotator_and_shaper_table(rows, cache_copy, monkeypatch):
     gold = np.array([any(r["labels"].values()) for r in rows])
     assert kr.prf(paid, gold)["f1"] >= 0.822 - 0.01  # the hint@0.5 figure, with the message
     ann.close()
+
+
+def test_prefilter_keeps_irrelevant_captions_from_the_judge(rows, cache_copy, monkeypatch):
+    """reward.prefilter: captions far from every subgoal are labelled 0 without an LLM call."""
+    import json
+
+    from rl_aux.llm import embedder
+    from rl_aux.llm.annotator import Annotator
+    from rl_aux.llm.cache import LLMCache
+    from rl_aux.llm.client import ChatClient, ClientConfig
+    from rl_aux.llm.judge import LLMJudge
+    from rl_aux.llm.matcher import Matcher
+    from rl_aux.llm.prompts import Subgoal
+    from rl_aux.llm.registry import CaptionRegistry
+    from rl_aux.llm.stub_server import StubServer
+
+    monkeypatch.setattr(embedder, "load_weights", lambda *a, **k: ({}, None))
+    server = StubServer(lambda m: json.dumps({k: False for k in kr.LABELS}))
+    try:
+        goals = [Subgoal(k, kr._HINTS[k]) for k in kr.LABELS]
+        cache = LLMCache(cache_copy)
+        judge = LLMJudge(cache, ChatClient(ClientConfig(base_url=server.base_url)), "online", "s")
+        m = Matcher(embedder.Embedder(cache), goals, 0.5)
+        reg = CaptionRegistry(256)
+        ann = Annotator("judge", goals, 256, reg.text, judge=judge, matcher=m, prefilter=0.3)
+        uniq = sorted({reg.intern(r["caption"])[0] for r in rows})
+        ann.submit(uniq)
+        assert ann.drain(timeout=30) and ann.error is None
+        assert ann.prefiltered > 0 and len(server.requests) == len(uniq) - ann.prefiltered
+        assert ann.labelled[uniq].all()
+        ann.close()
+    finally:
+        server.stop()
