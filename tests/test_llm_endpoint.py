@@ -24,6 +24,8 @@ SECRET = "sk-test-DO-NOT-LEAK-0123456789"
 def canned(messages) -> str:
     """A rule-based 'LLM': achieved iff the transition text names the event."""
     text = messages[-1]["content"]
+    if "Which transition shows more progress" in text:
+        return json.dumps({"best": 2 if "Transition 2: action: pickup" in text else None})
     if "List at most" in text:
         subgoals = [{"id": g.id, "description": g.description, "evidence_hint": ""} for g in GOALS]
         return json.dumps({"subgoals": subgoals})
@@ -146,3 +148,13 @@ def test_client_sends_key_only_in_header(server, monkeypatch):
         warnings.simplefilter("error")
         c.chat([{"role": "user", "content": "Transition x"}])
     assert SECRET not in json.dumps(server.requests[-1]["body"])
+
+
+def test_pairwise_preference(server, tmp_path):
+    judge = LLMJudge(
+        LLMCache(str(tmp_path / "c.sqlite")), fast_client(server.base_url), "online", "stub"
+    )
+    assert judge.prefer("action: move north", "action: pickup | gained: a key", "escape") == 2
+    assert judge.prefer("action: pickup | gained: a key", "action: move north", "escape") is None
+    server.malformed = True
+    assert judge.prefer("action: move east", "action: move west", "escape") is None

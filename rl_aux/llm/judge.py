@@ -9,6 +9,7 @@ retried once, then counts as "unknown" (None), never as achieved.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import warnings
 
@@ -117,3 +118,16 @@ class LLMJudge:
         )
         self._count(source)
         return parsed
+
+    def prefer(self, caption_a: str, caption_b: str, goal: str) -> int | None:
+        """Motif-style preference: 1 or 2 (the transition showing more progress), None if
+        neither, unreadable or unavailable."""
+        messages, schema = prompts.prefer(caption_a, caption_b, goal)
+
+        def parse(text):
+            obj = parsing.parse_json_object(text)
+            return None if obj is None or "best" not in obj else {"best": obj["best"]}
+
+        parsed, source = self._ask(prompts.PREFER_VERSION, messages, schema, parse)
+        self._count(source)
+        return None if parsed is None else parsing.parse_preference(json.dumps(parsed))
