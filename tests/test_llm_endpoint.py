@@ -158,3 +158,15 @@ def test_pairwise_preference(server, tmp_path):
     assert judge.prefer("action: pickup | gained: a key", "action: move north", "escape") is None
     server.malformed = True
     assert judge.prefer("action: move east", "action: move west", "escape") is None
+
+
+def test_json_form_falls_back_when_rejected(server):
+    server.reject_forms = {"json_schema"}
+    c = fast_client(server.base_url)
+    text = c.chat([{"role": "user", "content": "Transition: gained: a key"}], {"type": "object"})
+    assert json.loads(text)["key"] is True
+    forms = [r["body"]["response_format"]["type"] for r in server.requests]
+    assert forms == ["json_schema", "json_object"]
+    assert server.requests[1]["body"]["response_format"]["schema"] == {"type": "object"}
+    c.chat([{"role": "user", "content": "Transition: x"}], {"type": "object"})  # remembered
+    assert server.requests[-1]["body"]["response_format"]["type"] == "json_object"

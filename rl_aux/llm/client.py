@@ -1,8 +1,9 @@
 """OpenAI-compatible chat client (vLLM, llama.cpp server, Ollama) over httpx.
 
 Timeouts, bounded retries with exponential backoff, bounded concurrency, and JSON-constrained
-output where the server supports it (`response_format` json_schema; a server that rejects it is
-asked again without). The API key is read from an environment variable named in the config and
+output where the server supports it: `response_format` json_schema (OpenAI, vLLM), else
+json_object with a `schema` (llama-cpp-python, Anyscale-style), else plain; a server that
+rejects a form (HTTP 400/422) is asked again with the next one, and the client remembers. The API key is read from an environment variable named in the config and
 is never stored in the config, repr'd, logged or cached.
 """
 
@@ -19,6 +20,9 @@ from rl_aux.configs import spec
 from rl_aux.llm.config import sampling_of
 
 
+JSON_FORMS = ("json_schema", "json_object", "none")
+
+
 class EndpointError(RuntimeError):
     """The endpoint did not answer after the bounded retries (down, timing out, 5xx)."""
 
@@ -33,7 +37,7 @@ class ClientConfig:
     max_retries: int = spec(2, ge=0)
     backoff_s: float = spec(0.5, ge=0.0)
     concurrency: int = spec(4, ge=1)
-    json_mode: str = spec("json_schema", choices=("json_schema", "json_object", "none"))
+    json_mode: str = spec("json_schema", choices=JSON_FORMS)  # the first form tried
     temperature: float = spec(0.0, ge=0.0)
     max_tokens: int = spec(128, ge=1)
     seed: int = 0
@@ -47,7 +51,7 @@ class ChatClient:
         self._slots = threading.BoundedSemaphore(cfg.concurrency)
         timeout = httpx.Timeout(cfg.timeout_s, connect=cfg.connect_timeout_s)
         self._http = httpx.Client(base_url=cfg.base_url.rstrip("/"), timeout=timeout)
-        self._json_ok = cfg.json_mode != "none"
+        self._json_forms = JSON_FORMS[JSON_FORMS.index(cfg.json_mode) :]
         self.requests = 0
         self.failures = 0
 
@@ -64,14 +68,14 @@ class ChatClient:
 
     def _body(self, messages: list, schema: dict | None) -> dict:
         body = {"model": self.cfg.model, "messages": messages, **self.sampling()}
-        if schema is not None and self._json_ok:
-            if self.cfg.json_mode == "json_schema":
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "answer", "schema": schema, "strict": True},
-                }
-            else:
-                body["response_format"] = {"type": "json_object"}
+        form = self._json_forms[0]
+        if schema is not None and form == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+            }
+        elif schema is not None and form == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": schema}
         return body
 
     def chat(self, messages: list, schema: dict | None = None) -> str:
@@ -91,10 +95,9 @@ class ChatClient:
                 except httpx.HTTPError as e:
                     last = e
                     continue
-            if r.status_code == 400 and self._json_ok and schema is not None:
-                self._json_ok = False  # the server rejects response_format: ask plainly
-                last = EndpointError(f"400 with response_format: {r.text[:200]}")
-                continue
+            if r.status_code in (400, 422) and schema is not None and len(self._json_forms) > 1:
+                self._json_forms = self._json_forms[1:]  # rejected: try the next form at once
+                return self.chat(messages, schema)
             if r.status_code >= 500 or r.status_code == 429:
                 last = EndpointError(f"HTTP {r.status_code}")
                 continue

@@ -1,7 +1,8 @@
 """A stub OpenAI-compatible server on 127.0.0.1 (a thread) serving canned JSON, for tests.
 
 `responder(messages) -> str` writes the assistant text; `malformed=True` answers non-JSON;
-`stop()` takes it down (to test an endpoint dying mid-run). Requests are recorded.
+`reject_forms` answers 422 to those `response_format` types (like llama-cpp-python does
+to json_schema); `stop()` takes it down (an endpoint dying mid-run). Requests are recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ class StubServer:
     def __init__(self, responder: Callable[[list], str]):
         self.responder = responder
         self.malformed = False
+        self.reject_forms: set[str] = set()  # response_format types answered with HTTP 422
         self.requests: list[dict] = []
         stub = self
 
@@ -29,6 +31,11 @@ class StubServer:
                 stub.requests.append({"path": self.path, "body": body})
                 if not self.path.endswith("/chat/completions"):
                     self.send_response(404)
+                    self.end_headers()
+                    return
+                form = (body.get("response_format") or {}).get("type")
+                if form in stub.reject_forms:
+                    self.send_response(422)
                     self.end_headers()
                     return
                 text = "Sure! here you go: achieved=yes" if stub.malformed else None
