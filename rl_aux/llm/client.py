@@ -3,8 +3,9 @@
 Timeouts, bounded retries with exponential backoff, bounded concurrency, and JSON-constrained
 output where the server supports it: `response_format` json_schema (OpenAI, vLLM), else
 json_object with a `schema` (llama-cpp-python, Anyscale-style), else plain; a server that
-rejects a form (HTTP 400/422) is asked again with the next one, and the client remembers. The API key is read from an environment variable named in the config and
-is never stored in the config, repr'd, logged or cached.
+rejects a form (HTTP 400/422) is asked again with the next one, and the client remembers.
+The API key is read from an environment variable named in the config; it is never stored in
+the config, repr'd, logged or cached.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import httpx
 
 from rl_aux.configs import spec
 from rl_aux.llm.config import sampling_of
-
 
 JSON_FORMS = ("json_schema", "json_object", "none")
 
