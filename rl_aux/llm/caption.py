@@ -77,8 +77,24 @@ def _in(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
     return (g >= lo_hi[0]) & (g <= lo_hi[1])
 
 
-def _count(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
-    return _in(g, lo_hi).reshape(g.shape[0], -1).sum(-1)
+_MSG_MEMO: dict[tuple[bytes, bool], str] = {}  # raw message bytes -> canonical text
+
+
+def _message(raw: np.ndarray, digits: bool) -> str:
+    key = (raw.tobytes(), digits)
+    text = _MSG_MEMO.get(key)
+    if text is None:
+        if len(_MSG_MEMO) > 100_000:
+            _MSG_MEMO.clear()
+        text = _MSG_MEMO[key] = _canon(decode_message(raw), digits)
+    return text
+
+
+_WORDS = (
+    ("went deeper into the dungeon", "went up a dungeon level"),
+    ("gained hit points", "lost hit points"),
+    ("gained gold", "lost gold"),
+)
 
 
 def captions(
@@ -87,34 +103,32 @@ def captions(
     """Canonical captions of a batch of transitions prev[e] --actions[e]--> obs[e].
 
     `prev`/`obs` map NLE keys to [E, ...] arrays (a vector env's batch). The numeric work is
-    done once for the batch; only the string assembly is per transition.
+    done once for the batch, on the few map cells that changed; only the string assembly is
+    per transition.
     """
     bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
     n = bl0.shape[0]
     ended = ~np.any(bl1 != 0, axis=1)  # NLE's end-of-game observation: all stats zero
-    deltas = (
-        bl1[:, [BL_DEPTH, BL_HP, BL_GOLD]].astype(np.int64) - bl0[:, [BL_DEPTH, BL_HP, BL_GOLD]]
-    )
+    cols = [BL_DEPTH, BL_HP, BL_GOLD]
+    deltas = np.sign(bl1[:, cols].astype(np.int64) - bl0[:, cols]).tolist()
     inv0, inv1 = np.asarray(prev["inv_strs"]), np.asarray(obs["inv_strs"])
     inv_changed = np.any((inv0 != inv1).reshape(n, -1), axis=1)
     g0, g1 = np.asarray(prev["glyphs"]), np.asarray(obs["glyphs"])
-    closed0, closed1 = _count(g0, CLOSED_DOORS), _count(g1, CLOSED_DOORS)
-    open0, open1 = _count(g0, OPEN_DOORS), _count(g1, OPEN_DOORS)
-    stairs0 = np.any((g0 == DOWN_STAIRS).reshape(n, -1), axis=1)
-    stairs1 = np.any((g1 == DOWN_STAIRS).reshape(n, -1), axis=1)
-    msgs = np.asarray(obs["message"])
-    words = (
-        ("went deeper into the dungeon", "went up a dungeon level"),
-        ("gained hit points", "lost hit points"),
-        ("gained gold", "lost gold"),
+    env, ys, xs = np.nonzero(g0 != g1)  # typically a few cells per env
+    c0, c1 = g0[env, ys, xs], g1[env, ys, xs]
+    net = lambda lo_hi: np.bincount(
+        env, weights=_in(c1, lo_hi).astype(float) - _in(c0, lo_hi), minlength=n
     )
+    closed_d, open_d = net(CLOSED_DOORS), net(OPEN_DOORS)
+    new_stairs = set(env[c1 == DOWN_STAIRS].tolist())
+    msgs = np.asarray(obs["message"])
     out = []
     for e in range(n):
         parts = [f"action: {actions[e].lower()}"]
         if cfg.message:
-            msg = decode_message(msgs[e])
+            msg = _message(msgs[e], cfg.canonical_digits)
             if msg:
-                parts.append(f"message: {_canon(msg, cfg.canonical_digits)}")
+                parts.append(f"message: {msg}")
         if ended[e]:  # the end-of-game screen: inventory/stats deltas are meaningless
             if cfg.events:
                 step = _target_glyph({"glyphs": g0[e], "blstats": bl0[e]}, actions[e])
@@ -132,13 +146,13 @@ def captions(
             if lost:
                 parts.append("lost: " + "; ".join(lost))
         if cfg.stats:
-            for d, (more, less) in zip(deltas[e], words, strict=True):
+            for d, (more, less) in zip(deltas[e], _WORDS, strict=True):
                 if d:
                     parts.append(more if d > 0 else less)
         if cfg.events:
-            if closed1[e] < closed0[e]:
-                parts.append("a door opened" if open1[e] > open0[e] else "a door disappeared")
-            if stairs1[e] and not stairs0[e]:
+            if closed_d[e] < 0:
+                parts.append("a door opened" if open_d[e] > 0 else "a door disappeared")
+            if e in new_stairs and not np.any(g0[e] == DOWN_STAIRS):
                 parts.append("a down staircase came into view")
         out.append(" | ".join(parts)[: cfg.max_chars])
     return out

@@ -58,7 +58,7 @@ def start(port: int = 8080, threads: int = 2, n_ctx: int = 2048, wait_s: float =
         sys.executable, "-m", "llama_cpp.server",
         "--model", model_path(), "--model_alias", MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--chat_format", "gemma",
+        "--n_ctx", str(n_ctx), "--n_threads", str(threads),  # chat template: the GGUF's own
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     with open(_pidfile(port), "w") as f:
