@@ -122,8 +122,11 @@ def test_shaper_end_to_end_and_no_secret_in_run_dir(server, tmp_path, monkeypatc
     assert shaper.annotator.drain(timeout=10)
     r = shaper.rollout_rewards(ids, np.zeros((3, 2), bool))
     np.testing.assert_allclose(r, [[0.5, 0.5], [0, 0], [0, 0]])  # once per episode each
+    shaper.freeze()
+    shaper.step_ids(batch(s0), [0, 0], batch([obs("", gold=3), obs("")]))  # new caption, frozen
+    assert not shaper.annotator.labelled[len(shaper.registry)]
     m = shaper.metrics()
-    assert m["llm/table_fill_rate"] == 1.0 and m["llm/queries"] == m["llm/captions"] == 4
+    assert m["llm/table_fill_rate"] == 4 / 5 and m["llm/queries"] == 4 and m["llm/captions"] == 5
     # write a run directory as the trainer does, with the key in the environment
     store = RunStore(str(run_dir), resume=False)
     cfg = dataclasses.replace(load_config([]), llm=lcfg, reward=rcfg, reward_name="subgoal")

@@ -70,6 +70,7 @@ class SubgoalShaper:
         self.caption_cfg = CaptionConfig(
             message=rcfg.caption_message, canonical_digits=rcfg.canonical_digits
         )
+        self.frozen = False  # evaluation: no new labels, the table stays as it is
         self.achieved = jnp.zeros((num_envs, len(self.subgoals)), bool)
         self.beta = jnp.asarray(rcfg.beta, jnp.float32)
 
@@ -87,9 +88,14 @@ class SubgoalShaper:
             ids.append(cid)
             if is_new:
                 new.append(cid)
-        if new:
+        if new and not self.frozen:
             self.annotator.submit(new)
         return np.asarray(ids, np.int32)
+
+    def freeze(self, timeout: float | None = None) -> None:
+        """Finish pending labels, then stop labelling (a fixed table for evaluation runs)."""
+        self.annotator.drain(timeout)
+        self.frozen = True
 
     def rollout_rewards(self, ids: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """[T, E] r_aux for a rollout from the current table (per-episode first completions)."""
