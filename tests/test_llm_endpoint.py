@@ -163,8 +163,9 @@ def test_pairwise_preference(server, tmp_path):
     assert judge.prefer("action: move east", "action: move west", "escape") is None
 
 
-def test_json_form_falls_back_when_rejected(server):
-    server.reject_forms = {"json_schema"}
+@pytest.mark.parametrize("status", [422, 500])
+def test_json_form_falls_back_when_rejected(server, status):
+    server.reject_forms, server.reject_status = {"json_schema"}, status
     c = fast_client(server.base_url)
     text = c.chat([{"role": "user", "content": "Transition: gained: a key"}], {"type": "object"})
     assert json.loads(text)["key"] is True

@@ -3,7 +3,8 @@
 Timeouts, bounded retries with exponential backoff, bounded concurrency, and JSON-constrained
 output where the server supports it: `response_format` json_schema (OpenAI, vLLM), else
 json_object with a `schema` (llama-cpp-python, Anyscale-style), else plain; a server that
-rejects a form (HTTP 400/422) is asked again with the next one, and the client remembers.
+rejects a form (HTTP 400/422, or a 500 naming response_format) is asked again with the
+next one, and the client remembers.
 The API key is read from an environment variable named in the config; it is never stored in
 the config, repr'd, logged or cached.
 """
@@ -95,7 +96,10 @@ class ChatClient:
                 except httpx.HTTPError as e:
                     last = e
                     continue
-            if r.status_code in (400, 422) and schema is not None and len(self._json_forms) > 1:
+            rejected = r.status_code in (400, 422) or (
+                r.status_code == 500 and "response_format" in r.text  # llama-cpp-python's way
+            )
+            if rejected and schema is not None and len(self._json_forms) > 1:
                 self._json_forms = self._json_forms[1:]  # rejected: try the next form at once
                 return self.chat(messages, schema)
             if r.status_code >= 500 or r.status_code == 429:

@@ -47,18 +47,29 @@ def healthy(base_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def start(port: int = 8080, threads: int = 2, n_ctx: int = 2048, wait_s: float = 120.0) -> str:
-    """Start the server in the background (if not already up); return its base URL."""
+def start(
+    port: int = 8080, threads: int = 1, n_ctx: int = 2048, wait_s: float = 120.0, nice: int = 0
+) -> str:
+    """Start the server in the background (if not already up); return its base URL.
+
+    `n_ubatch=1`: on CPUs that advertise AMX (this machine's), ggml's AMX matmul, used for
+    batched prompt evaluation, segfaults here (measured, llama-cpp-python 0.3.36); one token
+    per micro-batch avoids that path. The server reuses the shared prompt prefix (system,
+    legend, subgoals) between judge calls, so only the transition's tokens are evaluated.
+    One thread: OpenMP's spinning barriers make 2 threads far slower on 2 shared cores.
+    """
     base_url = f"http://127.0.0.1:{port}/v1"
     if healthy(base_url):
         return base_url
     os.makedirs(STATE_DIR, exist_ok=True)
     log = open(os.path.join(STATE_DIR, f"server-{port}.log"), "w")
     cmd = [
+        *(["nice", "-n", str(nice)] if nice else []),
         sys.executable, "-m", "llama_cpp.server",
         "--model", model_path(), "--model_alias", MODEL_ALIAS,
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(threads),  # chat template: the GGUF's own
+        "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--n_threads_batch", str(threads),
+        "--n_batch", "1", "--n_ubatch", "1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     with open(_pidfile(port), "w") as f:
@@ -97,10 +108,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="local llama.cpp server for the LLM judge")
     p.add_argument("cmd", choices=("start", "stop", "status"))
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--nice", type=int, default=0, help="run the server under nice -n N")
     a = p.parse_args(argv)
     if a.cmd == "start":
-        print(start(a.port, a.threads))
+        print(start(a.port, a.threads, nice=a.nice))
     elif a.cmd == "stop":
         print("stopped" if stop(a.port) else "not running (no pid file)")
     else:

@@ -1,8 +1,8 @@
 """A stub OpenAI-compatible server on 127.0.0.1 (a thread) serving canned JSON, for tests.
 
 `responder(messages) -> str` writes the assistant text; `malformed=True` answers non-JSON;
-`reject_forms` answers 422 to those `response_format` types (like llama-cpp-python does
-to json_schema); `stop()` takes it down (an endpoint dying mid-run). Requests are recorded.
+`reject_forms` answers `reject_status` to those `response_format` types (llama-cpp-python
+answers 500 to json_schema); `stop()` takes it down (an endpoint dying mid-run). Requests are recorded.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ class StubServer:
     def __init__(self, responder: Callable[[list], str]):
         self.responder = responder
         self.malformed = False
-        self.reject_forms: set[str] = set()  # response_format types answered with HTTP 422
+        self.reject_forms: set[str] = set()  # response_format types answered with an error
+        self.reject_status = 422  # llama-cpp-python answers 500 with a validation message
         self.requests: list[dict] = []
         stub = self
 
@@ -35,8 +36,11 @@ class StubServer:
                     return
                 form = (body.get("response_format") or {}).get("type")
                 if form in stub.reject_forms:
-                    self.send_response(422)
+                    data = b'{"error": "body.response_format.type: unsupported"}'
+                    self.send_response(stub.reject_status)
+                    self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
+                    self.wfile.write(data)
                     return
                 text = "Sure! here you go: achieved=yes" if stub.malformed else None
                 if text is None:
