@@ -2,7 +2,8 @@
 
 `responder(messages) -> str` writes the assistant text; `malformed=True` answers non-JSON;
 `reject_forms` answers `reject_status` to those `response_format` types (llama-cpp-python
-answers 500 to json_schema); `stop()` takes it down (an endpoint dying mid-run). Requests are recorded.
+answers 500 to json_schema); `stop()` takes it down (an endpoint dying mid-run). Requests
+are recorded.
 """
 
 from __future__ import annotations
