@@ -135,3 +135,13 @@ def test_reward_config_group_and_errors():
         load_config(["reward=subgoal", "reward.bta=1"])
     with pytest.raises(ConfigError, match="llm.mode='bogus'.*online, record, replay, off"):
         load_config(["llm.mode=bogus"])
+
+
+def test_parse_subgoals_keeps_ids_usable():
+    text = (
+        '{"subgoals": [{"id": "}, {", "description": "Find the Key"}, '
+        '{"id": "open_door", "description": "open it"}, {"id": "open_door"}, {"id": ""}]}'
+    )
+    got = parsing.parse_subgoals(text)
+    assert [g.id for g in got] == ["find_the_key", "open_door"]
+    assert parsing.parse_subgoals("no json here") is None

@@ -140,3 +140,22 @@ def test_prefilter_keeps_irrelevant_captions_from_the_judge(rows, cache_copy, mo
         ann.close()
     finally:
         server.stop()
+
+
+# caption field -> transition-level F1 of the recorded local judge (Gemma 3 270M Q4_K_M via
+# llama.cpp, temperature 0, JSON-constrained; `eval --scorer judge --llm-mode record`)
+JUDGE_FLOORS = [("caption", 0.101, 0.149), ("caption_nomsg", 0.217, 0.298)]
+
+
+@pytest.mark.parametrize("field,f1,recall", JUDGE_FLOORS)
+def test_recorded_local_judge_replays(rows, cache_copy, field, f1, recall):
+    """Replay mode: every caption hits the recorded answers (no miss, no unknown) and the
+    transition-level figures reproduce the recorded run."""
+    from rl_aux.llm.cache import LLMCache
+    from rl_aux.llm.judge import LLMJudge
+
+    judge = LLMJudge(LLMCache(cache_copy), None, "replay", "gemma-3-270m-q4_k_m")
+    pred, unknown = kr.judge_predictions(rows, field, judge)
+    assert unknown == 0 and judge.stats.misses == 0 and judge.stats.hits > 0
+    res = kr.score(rows, pred)["any"]
+    assert res["f1"] >= f1 - 0.01 and res["recall"] >= recall - 0.01, res

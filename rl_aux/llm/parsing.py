@@ -12,6 +12,7 @@ import re
 from rl_aux.llm.prompts import Subgoal
 
 _BLOCK = re.compile(r"\{.*\}", re.S)
+_ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def parse_json_object(text: str) -> dict | None:
@@ -50,11 +51,17 @@ def parse_subgoals(text: str) -> list[Subgoal] | None:
     obj = parse_json_object(text)
     if obj is None or not isinstance(obj.get("subgoals"), list):
         return None
-    out = []
+    out: list[Subgoal] = []
     for g in obj["subgoals"]:
-        if isinstance(g, dict) and isinstance(g.get("id"), str) and g["id"].strip():
-            hint = g.get("evidence_hint", "")
-            out.append(Subgoal(g["id"].strip(), str(g.get("description", "")), str(hint or "")))
+        if not isinstance(g, dict):
+            continue
+        desc, hint = str(g.get("description") or ""), str(g.get("evidence_hint") or "")
+        gid = str(g.get("id") or "").strip()
+        if not _ID.fullmatch(gid):  # ids key the judge's JSON answers: keep them snake_case
+            slug = lambda t: re.sub(r"\W+", "_", t.lower()).strip("_")[:40]
+            gid = slug(gid) or slug(desc)
+        if gid and gid not in {x.id for x in out}:
+            out.append(Subgoal(gid, desc, hint))
     return out or None
 
 
