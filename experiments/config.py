@@ -315,15 +315,8 @@ def build(raw: dict) -> TrainConfig:
     grid = flatten_dict(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
-    cfg = dataclasses.replace(
-        cfg,
-        agent=agent_cfg,
-        agent_name=agent_name,
-        env=env_cfg,
-        heads=heads,
-        reward=reward_cfg,
-        reward_name=reward_name,
-    )
+    cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
+    cfg = dataclasses.replace(cfg, reward=reward_cfg, reward_name=reward_name)
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
