@@ -312,11 +312,11 @@ def build(raw: dict) -> TrainConfig:
             f"reward={reward_name} reads NLE/MiniHack text observations; env.name="
             f"{env_cfg.name!r} has none. Use a nethack/ or minihack/ env"
         )
+    raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
-    cfg = dataclasses.replace(cfg, reward=reward_cfg, reward_name=reward_name)
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
