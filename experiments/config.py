@@ -1,8 +1,9 @@
 """`rl-aux` configs: hydra config groups over typed dataclasses, validated before any compile.
 
-Groups: `agent/` and `head/` are generated from the learners' and the registered heads'
-dataclasses (a head registered anywhere is selectable as `head=<name>`, or several as
-`head=[a,b]`); `env/` and `experiment/` are yaml files under experiments/configs/.
+Groups: `agent/`, `head/` and `reward/` are generated from the learners', the registered heads'
+and the registered reward modules' dataclasses (a head registered anywhere is selectable as
+`head=<name>`, or several as `head=[a,b]`; a reward module as `reward=<name>`); `env/` and
+`experiment/` are yaml files under experiments/configs/. `llm.*` holds LLM endpoint settings.
 `load_config(overrides)` returns a validated `TrainConfig` or raises `ConfigError`.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 from rl_aux.configs import ConfigError, check_value, from_dict, spec, to_dict
 from rl_aux.cpu_threads import resolve_cpu_threads
 from rl_aux.heads.base import HeadConfig, head_class, registered_heads
+from rl_aux.llm.config import LLMConfig
+from rl_aux.rewards import registered_rewards, reward_class
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -87,6 +90,9 @@ class TrainConfig:
     agent_name: str = "ppo"
     env: EnvConfig = EnvConfig()
     heads: dict = dataclasses.field(default_factory=dict)  # name -> HeadConfig subclass
+    reward: Any = None  # the reward module's Config, chosen by reward_name
+    reward_name: str = "env"
+    llm: LLMConfig = LLMConfig()
     experiment: str = "default"
     label: str = ""
     num_seeds: int = spec(1, ge=1)
@@ -108,10 +114,16 @@ class TrainConfig:
         d = to_dict(self)
         d["agent"] = {"name": self.agent_name, **to_dict(self.agent)}
         d.pop("agent_name")
+        d["reward"] = {"name": self.reward_name, **(to_dict(self.reward) or {})}
+        d.pop("reward_name")
         return d
 
 
-_TOP_LEVEL = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "agent_name"]
+_TOP_LEVEL = [
+    f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("agent_name", "reward_name")
+]
+# reward modules that read text observations (NLE/MiniHack); see docs/llm-subgoal-rewards.md
+TEXT_REWARDS = ("subgoal", "ellm")
 
 
 def _register_generated_groups() -> None:
@@ -123,6 +135,10 @@ def _register_generated_groups() -> None:
     for name in registered_heads():
         node = to_dict(head_class(name).Config())
         cs.store(group="head", name=name, node=node, package=f"heads.{name}")
+    for name in registered_rewards():
+        cs.store(
+            group="reward", name=name, node={"name": name, **to_dict(reward_class(name).Config())}
+        )
 
 
 def compose(overrides: list[str]) -> dict:
@@ -234,6 +250,12 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
         for part in parent.split(".")[1:]:
             node = getattr(node, part, None)
         return ["name", *[f.name for f in dataclasses.fields(node)]] if node else []
+    if head == "reward" and parent == "reward":
+        name = next((o.split("=", 1)[1] for o in overrides if o.startswith("reward=")), "env")
+        try:
+            return ["name", *[f.name for f in dataclasses.fields(reward_class(name).Config)]]
+        except ValueError:
+            return []
     if head == "heads" and parent.count(".") == 1:
         return [f.name for f in dataclasses.fields(head_class(parent.split(".")[1]).Config)]
     sub = {
@@ -243,6 +265,7 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
         "logger.wandb": WandbConfig,
         "distributed": DistributedConfig,
         "env": EnvConfig,
+        "llm": LLMConfig,
     }.get(parent)
     return [f.name for f in dataclasses.fields(sub)] if sub else []
 
@@ -279,6 +302,19 @@ def build(raw: dict) -> TrainConfig:
         except KeyError as e:
             raise ConfigError(f"heads.{name}: {e.args[0]}") from None
         heads[name] = from_dict(cls.Config, hraw or {}, f"heads.{name}")
+    reward_raw = dict(raw.pop("reward", None) or {"name": "env"})
+    reward_name = reward_raw.pop("name", "env")
+    try:
+        reward_cls = reward_class(reward_name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    reward_cfg = from_dict(reward_cls.Config, reward_raw, "reward")
+    if reward_name in TEXT_REWARDS and not env_cfg.name.startswith(("nethack/", "minihack/")):
+        raise ConfigError(
+            f"reward={reward_name} reads NLE/MiniHack text observations; env.name="
+            f"{env_cfg.name!r} has none. Use a nethack/ or minihack/ env"
+        )
+    raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})

@@ -1,6 +1,7 @@
-"""Reward modules: the plugin contract (base.py), the identity `env` reward and BARFI's `blend`."""
+"""Reward modules: the plugin contract (base.py), `env`, BARFI's `blend`, LLM `subgoal`/`ellm`."""
 
 from rl_aux.rewards import blend as _blend  # noqa: F401  (registers "blend")
+from rl_aux.rewards import subgoal as _subgoal  # noqa: F401  (registers "subgoal", "ellm")
 from rl_aux.rewards.base import (
     RewardModule,
     aux_rewards,

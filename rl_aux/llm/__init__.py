@@ -1,0 +1,1 @@
+"""LLM-derived rewards for NLE/MiniHack: captions, cache, client, judge, matcher, reward table."""

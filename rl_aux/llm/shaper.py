@@ -1,0 +1,125 @@
+"""Host side of the subgoal reward: captions -> ids -> async labels -> r_aux per rollout.
+
+The host-stepped trainer calls `step_ids(prev_obs, actions, next_obs)` once per env step
+(string work only, no LLM latency) and `rollout_rewards(ids, dones)` once per rollout (one
+jitted table lookup). r_ext is untouched; r_aux goes to `extras["r_aux/subgoal"]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from rl_aux.configs import ConfigError
+from rl_aux.llm.annotator import Annotator
+from rl_aux.llm.cache import LLMCache
+from rl_aux.llm.caption import CaptionConfig, captions
+from rl_aux.llm.client import ChatClient
+from rl_aux.llm.config import LLMConfig, sampling_of
+from rl_aux.llm.embedder import Embedder
+from rl_aux.llm.judge import LLMJudge
+from rl_aux.llm.matcher import Matcher
+from rl_aux.llm.prompts import Subgoal
+from rl_aux.llm.registry import CaptionRegistry
+from rl_aux.llm.table import rollout_aux_rewards
+
+
+def subgoals_from_text(texts: Sequence[str]) -> list[Subgoal]:
+    """Subgoals given in the config as plain descriptions (ids are their snake_case slugs)."""
+    return [Subgoal(re.sub(r"\W+", "_", t.lower()).strip("_")[:40], t) for t in texts]
+
+
+class SubgoalShaper:
+    """Builds judge/matcher/annotator from `reward.*` (SubgoalRewardConfig) and `llm.*`."""
+
+    def __init__(self, rcfg, lcfg: LLMConfig, action_names: Sequence[str], num_envs: int):
+        self.rcfg, self.lcfg, self.action_names = rcfg, lcfg, list(action_names)
+        self.kind = rcfg.kind
+        self.cache = LLMCache(lcfg.cache_path)
+        client = ChatClient(lcfg.client_config()) if lcfg.mode in ("online", "record") else None
+        mode = "off" if self.kind == "ellm" else lcfg.mode
+        self.judge = LLMJudge(self.cache, client, mode, lcfg.model, sampling_of(lcfg))
+        if rcfg.subgoals:
+            self.subgoals = subgoals_from_text(rcfg.subgoals)
+        else:
+            self.subgoals = self.judge.propose(rcfg.task, rcfg.max_subgoals)
+            if not self.subgoals:
+                raise ConfigError(
+                    f"reward.subgoals is empty and no subgoals for reward.task={rcfg.task!r} "
+                    f"could be had in llm.mode={lcfg.mode} (cache {lcfg.cache_path!r}); "
+                    "list them in reward.subgoals or record them with llm.mode=record"
+                )
+        need_matcher = self.kind == "ellm" or rcfg.prefilter >= 0
+        self.matcher = None
+        if need_matcher:
+            self.matcher = Matcher(Embedder(self.cache), self.subgoals, rcfg.threshold)
+        self.registry = CaptionRegistry(rcfg.table_size)
+        self.annotator = Annotator(
+            "ellm" if self.kind == "ellm" else "judge",
+            self.subgoals,
+            rcfg.table_size,
+            self.registry.text,
+            judge=self.judge,
+            matcher=self.matcher,
+            prefilter=rcfg.prefilter if rcfg.prefilter >= 0 else None,
+            workers=lcfg.concurrency,
+        )
+        self.caption_cfg = CaptionConfig(
+            message=rcfg.caption_message, canonical_digits=rcfg.canonical_digits
+        )
+        self.frozen = False  # evaluation: no new labels, the table stays as it is
+        self.achieved = jnp.zeros((num_envs, len(self.subgoals)), bool)
+        self.beta = jnp.asarray(rcfg.beta, jnp.float32)
+
+    def step_ids(self, prev_obs: Mapping, actions: Sequence[int], next_obs: Mapping) -> np.ndarray:
+        """[E] caption ids of one vector step.
+
+        prev_obs/next_obs: [E, ...] arrays of the NLE keys in `caption.OBS_KEYS`, COPIED out of
+        NLE's buffers (NLE overwrites them in place); next_obs holds the terminal observation
+        (not the reset one) where an env ended.
+        """
+        names = [self.action_names[int(a)] for a in np.asarray(actions)]
+        ids, new = [], []
+        for text in captions(prev_obs, names, next_obs, self.caption_cfg):
+            cid, is_new = self.registry.intern(text)
+            ids.append(cid)
+            if is_new:
+                new.append(cid)
+        if new and not self.frozen:
+            self.annotator.submit(new)
+        return np.asarray(ids, np.int32)
+
+    def freeze(self, timeout: float | None = None) -> None:
+        """Finish pending labels, then stop labelling (a fixed table for evaluation runs)."""
+        self.annotator.drain(timeout)
+        self.frozen = True
+
+    def rollout_rewards(self, ids: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """[T, E] r_aux for a rollout from the current table (per-episode first completions)."""
+        r, self.achieved = rollout_aux_rewards(
+            self.annotator.table(), jnp.asarray(ids), jnp.asarray(dones), self.achieved, self.beta
+        )
+        return np.asarray(r)
+
+    def metrics(self) -> dict:
+        n = len(self.registry)
+        labelled = int(self.annotator.labelled[1 : n + 1].sum())
+        s = self.judge.stats
+        return {
+            "llm/table_fill_rate": labelled / n if n else 0.0,
+            "llm/captions": n,
+            "llm/cache_hit_rate": s.hit_rate(),
+            "llm/misses": s.misses,
+            "llm/unknown": s.unknown,
+            "llm/queries": s.queries,
+            "llm/endpoint_down": s.endpoint_down,
+            "llm/prefiltered": self.annotator.prefiltered,
+            "llm/overflow": self.registry.overflow,
+        }
+
+    def close(self) -> None:
+        self.annotator.close()
+        self.cache.close()

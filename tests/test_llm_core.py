@@ -1,0 +1,147 @@
+"""LLM-reward core: captions, caption ids, the SQLite cache, parsing and the jitted table."""
+
+import os
+import sqlite3
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from llm_fixtures import obs
+
+from rl_aux.llm import parsing
+from rl_aux.llm.cache import CacheError, LLMCache, cache_key
+from rl_aux.llm.caption import CaptionConfig, caption
+from rl_aux.llm.prompts import Subgoal
+from rl_aux.llm.registry import OVERFLOW_ID, CaptionRegistry
+from rl_aux.llm.table import rollout_aux_rewards
+
+GOALS = [Subgoal("key", "pick up the key"), Subgoal("door", "open the door")]
+
+
+def test_caption_parts_and_canonical_digits():
+    prev = obs("", inv=["a +0 short sword"], hp=12, gold=5, x=3, y=4)
+    nxt = obs(
+        "f - 2 keys named Fred 17.",
+        inv=["a +0 short sword", "2 keys"],
+        hp=9,
+        gold=5,
+        x=4,
+        y=4,
+        door="open",
+    )
+    c = caption(prev, "PICKUP", nxt)
+    assert c == (
+        "action: pickup | message: f - N keys named Fred N. | gained: N keys | "
+        "lost hit points | a door opened"
+    )
+    # no coordinates or turn counter anywhere; the message line can be ablated
+    assert "77" not in c and " 4" not in c
+    raw = caption(prev, "PICKUP", nxt, CaptionConfig(canonical_digits=False, message=False))
+    assert raw == "action: pickup | gained: 2 keys | lost hit points | a door opened"
+
+
+def test_caption_game_over_and_stairs():
+    prev = obs("", x=5, y=5)
+    prev["glyphs"][5, 4] = 2359 + 24  # stairs down west of the agent
+    end = obs("")
+    end["blstats"][:] = 0  # NLE's end-of-game observation
+    assert caption(prev, "move west", end) == (
+        "action: move west | stepped onto the down staircase | the game ended"
+    )
+
+
+def test_registry_capacity_and_overflow():
+    reg = CaptionRegistry(3)
+    assert reg.intern("a") == (1, True) and reg.intern("a") == (1, False)
+    assert reg.intern("b") == (2, True)
+    assert reg.intern("c") == (OVERFLOW_ID, False) and reg.overflow == 1
+
+
+def test_cache_roundtrip_and_key(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    c = LLMCache(path)
+    k = cache_key("m", "judge-v1", [{"role": "user", "content": "x"}], {"temperature": 0})
+    assert k != cache_key("m", "judge-v2", [{"role": "user", "content": "x"}], {"temperature": 0})
+    assert k != cache_key("m2", "judge-v1", [{"role": "user", "content": "x"}], {"temperature": 0})
+    assert c.get(k) is None
+    c.put(k, "m", "judge-v1", {"messages": []}, '{"key": true}', ["key"])
+    c.put_vec("hello", "minilm", np.arange(4, dtype=np.float32))
+    c.close()
+    c2 = LLMCache(path)
+    assert c2.get(k) == ["key"]
+    np.testing.assert_array_equal(c2.get_vec("hello", "minilm"), np.arange(4))
+    assert c2.db_mode() == "wal"
+
+
+def test_corrupt_cache_names_the_file(tmp_path):
+    path = tmp_path / "bad.sqlite"
+    path.write_bytes(b"this is not an sqlite database" * 100)
+    with pytest.raises(CacheError, match="bad.sqlite"):
+        LLMCache(str(path))
+
+
+def test_locked_cache_names_the_file(tmp_path):
+    path = str(tmp_path / "locked.sqlite")
+    LLMCache(path).close()
+    other = sqlite3.connect(path)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(CacheError, match="locked.sqlite.*locked"):
+            LLMCache(path, timeout=0.1)
+    finally:
+        other.rollback()
+        other.close()
+    assert os.path.exists(path)
+
+
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ('{"key": true, "door": false}', ["key"]),
+        ('Sure: {"key": false, "door": true} done', ["door"]),
+        ('{"achieved": ["door", "nope"]}', ["door"]),
+        ('{"key": "true", "door": 1}', []),  # only the JSON literal true counts
+        ("the key was picked up: achieved!", None),  # unreadable: unknown, never achieved
+        ('{"other": true}', None),
+        ("", None),
+    ],
+)
+def test_parse_judge_is_defensive(text, want):
+    assert parsing.parse_judge(text, GOALS) == want
+
+
+def test_table_pays_first_completion_per_episode():
+    table = jnp.zeros((8, 2)).at[3, 0].set(1.0).at[4, 1].set(1.0).at[5].set(1.0)
+    ids = jnp.array([[3, 1], [3, 4], [4, 3], [3, 5]])  # [T=4, E=2]
+    dones = jnp.array([[0, 0], [0, 0], [1, 0], [0, 0]])
+    r, ach = rollout_aux_rewards(table, ids, dones, jnp.zeros((2, 2), bool), jnp.float32(0.1))
+    # env 0: key at t0 (paid), key again t1 (not), door t2 (paid, episode ends), key t3 (new ep)
+    # env 1: nothing, door t1 (paid), key t2 (paid), both again t3 (nothing left)
+    np.testing.assert_allclose(np.asarray(r), [[0.1, 0], [0, 0.1], [0.1, 0.1], [0.1, 0]])
+    np.testing.assert_array_equal(np.asarray(ach), [[True, False], [True, True]])
+
+
+def test_reward_config_group_and_errors():
+    from experiments.config import ConfigError, compose, load_config
+
+    d = compose(["reward=ellm", "reward.beta=0.2", "llm.mode=off"])
+    assert d["reward"]["name"] == "ellm" and d["reward"]["beta"] == 0.2
+    assert d["llm"]["mode"] == "off" and d["llm"]["api_key_env"] == "RL_AUX_LLM_API_KEY"
+    assert load_config([]).reward_name == "env"
+    with pytest.raises(ConfigError, match="reward=subgoal reads NLE/MiniHack text"):
+        load_config(["reward=subgoal"])
+    with pytest.raises(ConfigError, match="Did you mean beta"):
+        load_config(["reward=subgoal", "reward.bta=1"])
+    with pytest.raises(ConfigError, match="llm.mode='bogus'.*online, record, replay, off"):
+        load_config(["llm.mode=bogus"])
+
+
+def test_parse_subgoals_keeps_ids_usable():
+    text = (
+        '{"subgoals": [{"id": "}, {", "description": "Find the Key"}, '
+        '{"id": "open_door", "description": "open it"}, {"id": "open_door"}, {"id": ""}]}'
+    )
+    got = parsing.parse_subgoals(text)
+    assert [g.id for g in got] == ["find_the_key", "open_door"]
+    assert parsing.parse_subgoals("no json here") is None
