@@ -16,7 +16,7 @@ from flax import struct
 
 from rl_aux.types import EnvSpec
 
-MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], np.int32)  # up, down, left, right
 AUX_KINDS = ("centre", "distance")
 
 

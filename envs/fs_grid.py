@@ -16,7 +16,7 @@ import numpy as np
 from rl_aux.types import EnvSpec
 
 SIZE = 8
-MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # numpy: no jax backend start at import
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], np.int32)  # numpy: no backend start
 
 
 class FSGrid:
