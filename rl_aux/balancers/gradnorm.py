@@ -12,7 +12,7 @@ from rl_aux.balancers.core import Balancer, stack_combine
 
 @struct.dataclass
 class GradNormState:
-    weights: jax.Array  # [K+1] w_0 (main) then one per aux head; sums to K+1
+    weights: jax.Array  # [K+1] w_0 (main) then one per aux head
     loss0: jax.Array  # [K+1] |L_i(0)|, the losses at the first update
     count: jax.Array  # updates done (0: loss0 not yet recorded)
     opt: optax.OptState  # Adam state of the weights
@@ -41,12 +41,19 @@ def gradnorm_loss(w, norms, losses, loss0, alpha: float, eps: float = 1e-8) -> j
 
 
 def gradnorm(
-    alpha: float = 0.0, lr: float = 1e-2, num_aux: int | None = None, min_weight: float = 1e-3
+    alpha: float = 0.0,
+    lr: float = 1e-2,
+    learn_main: bool = False,
+    num_aux: int | None = None,
+    min_weight: float = 1e-3,
 ) -> Balancer:
-    """GradNorm over K+1 tasks (main included, as in the paper): d = w_0 g_0 + sum_i w_i g_i.
+    """GradNorm over K+1 tasks (main = task 0): d = w_0 g_0 + sum_i w_i g_i.
 
     Weights start at 1 (the first step equals `weighted_sum`), take one Adam step (lr) on
-    `gradnorm_loss` per update, are floored at `min_weight` and renormalised to sum K+1.
+    `gradnorm_loss` per update (all K+1 tasks set the mean norm and the rates), are floored at
+    `min_weight` and renormalised. learn_main=True is the paper (all K+1 weights learned, sum
+    K+1); the default keeps w_0 = 1 and renormalises the K aux weights to sum K, because on
+    CartPole PPO the main (actor+critic) norm dwarfs the heads' and w_0 fell to the floor.
     Norms are over params["net"], the whole shared network (not just its last layer: the
     per-task gradients already exist, so the norm is free). alpha defaults to 0 (equal norms):
     the L_i(0) ratio has no meaning for PPO/TD losses (method note Sec. 3.3); 1.5 is the paper's.
@@ -76,7 +83,11 @@ def gradnorm(
         grad_w = jax.grad(gradnorm_loss)(w, norms, all_losses, loss0, alpha)
         step, opt_state = opt.update(grad_w, state.opt, w)
         new_w = jnp.maximum(optax.apply_updates(w, step), min_weight)
-        new_w = new_w * (w.shape[0] / jnp.sum(new_w))
+        if learn_main:
+            new_w = new_w * (w.shape[0] / jnp.sum(new_w))
+        else:  # w_0 stays 1; the K aux weights sum to K
+            aux = new_w[1:] * ((w.shape[0] - 1) / jnp.sum(new_w[1:]))
+            new_w = jnp.concatenate([jnp.ones((1,), w.dtype), aux])
         return d, GradNormState(new_w, loss0, state.count + 1, opt_state)
 
     return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
