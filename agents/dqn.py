@@ -57,6 +57,9 @@ class DQNConfig:
     loss: str = spec("mse", choices=("mse", "huber"))
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
+    gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
+    gradnorm_lr: float = spec(1e-2, gt=0.0)
+    gradnorm_learn_main: bool = False  # True: the paper (main weight learned too)
     network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
 
 

@@ -30,6 +30,7 @@ ARMS = {
     "gcs": ["agent.balancer=gcs"],
     "bloop": ["agent.balancer=bloop", "agent.bloop_ema=0.1"],
     "auxinash": ["agent.balancer=auxinash"],
+    "gradnorm": ["agent.balancer=gradnorm"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Per-head balancers: PCGrad, GCS, uncertainty weighting, AuxiNash; Bloop's toy (EMA matters)."""
+"""Per-head balancers: PCGrad, GCS, uncertainty, AuxiNash, GradNorm; Bloop's toy (EMA matters)."""
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,8 @@ from rl_aux.balancers import (
     auxinash,
     balanced_grads,
     gcs,
+    gradnorm,
+    gradnorm_loss,
     make_balancer,
     nash_alpha,
     pcgrad,
@@ -90,3 +92,60 @@ def test_bloop_toy_ema_is_what_makes_projection_work():
     }
     assert res["bloop"] < 0.5 * res["mixed"], res
     assert res["project"] > 0.5 * res["mixed"], res
+
+
+def test_gradnorm_loss_matches_eq_2_by_hand():
+    """Task 0's loss fell less (r = 4/3), so its target norm is larger: 8/3 vs 4/3 (mean G = 2)."""
+    args = (jnp.array([1.0, 3.0]), jnp.array([2.0, 1.0]), jnp.array([1.0, 1.0]), 1.0)
+    w = jnp.ones(2)
+    np.testing.assert_allclose(float(gradnorm_loss(w, *args)), 10.0 / 3.0, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(jax.grad(gradnorm_loss)(w, *args)), [-1.0, 3.0])
+
+
+def test_gradnorm_step_downweights_the_large_gradient_and_renormalises():
+    g, state = _apply(gradnorm(alpha=1.5, lr=0.1, learn_main=True, num_aux=2))
+    # first step: w = 1, so d is the plain sum (like weighted_sum)
+    np.testing.assert_allclose(g, np.asarray(G_MAIN + G_AUX["good"] + G_AUX["bad"]), rtol=1e-6)
+    # tasks [main, bad, good]: norms [sqrt 5, sqrt 21.25, 2.5], mean 3.12; at t=0 r_i = 1, so
+    # only 'bad' is above the target. Adam's first step is -lr * sign(grad); then sum to 3.
+    w = np.array([1.1, 0.9, 1.1]) * 3.0 / 3.1
+    np.testing.assert_allclose(np.asarray(state.weights), w, rtol=1e-5)
+    np.testing.assert_allclose(float(state.weights.sum()), 3.0, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(state.loss0), [1.25, 10.625, 3.125], rtol=1e-6)
+    # second step applies the learned weights
+    bal = gradnorm(alpha=1.5, lr=0.1, learn_main=True, num_aux=2)
+    g2, _, _ = balanced_grads(_losses, P, bal, state)
+    want = w[0] * G_MAIN + w[1] * G_AUX["bad"] + w[2] * G_AUX["good"]
+    np.testing.assert_allclose(np.asarray(g2["w"]), np.asarray(want), rtol=1e-4, atol=1e-5)
+    # default (auxiliary learning): w_0 stays 1, the aux weights move the same way and sum to 2
+    _, state = _apply(gradnorm(alpha=1.5, lr=0.1, num_aux=2))
+    np.testing.assert_allclose(np.asarray(state.weights), [1.0, 0.9, 1.1], rtol=1e-5)
+
+
+def test_gradnorm_runs_in_jitted_ppo_cartpole_with_two_heads():
+    from experiments.config import load_config
+    from experiments.train import build_agent
+    from rl_aux.vectorize import init_seeds, vmapped_chunk
+
+    cfg = load_config(
+        [
+            "experiment=ppo_cartpole",
+            "num_seeds=1",
+            "plugins=[rl_aux.heads.next_obs,rl_aux.heads.noise_target]",
+            "head=[next_obs,noise_target]",
+            "agent.balancer=gradnorm",
+            "agent.gradnorm_alpha=1.5",
+            "agent.num_steps=16",
+            "agent.update_epochs=1",
+            "agent.num_minibatches=2",
+        ]
+    )
+    _, agent = build_agent(cfg)
+    state, axes = init_seeds(agent, 1)
+    state, m = vmapped_chunk(agent, axes, 2)(state)
+    w = np.asarray(state.bal_state.weights)[0]
+    assert w.shape == (3,) and np.all(np.isfinite(w)) and np.all(w > 0), w
+    np.testing.assert_allclose(w[0], 1.0)  # default: main weight fixed, aux weights sum to K
+    np.testing.assert_allclose(w[1:].sum(), 2.0, rtol=1e-5)
+    assert not np.allclose(w, 1.0), w  # 2 updates x 2 minibatch steps moved the weights
+    assert all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(state.params))

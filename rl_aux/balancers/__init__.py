@@ -11,6 +11,7 @@ from rl_aux.balancers.bloop import BloopState, bloop
 from rl_aux.balancers.core import Balancer, balanced_grads, tree_vdot
 from rl_aux.balancers.fixed import weighted_sum
 from rl_aux.balancers.gcs import gcs
+from rl_aux.balancers.gradnorm import GradNormState, gradnorm, gradnorm_loss
 from rl_aux.balancers.pcgrad import pcgrad
 from rl_aux.balancers.uncertainty import UncertaintyState, uncertainty
 
@@ -21,6 +22,7 @@ BALANCERS = {
     "gcs": gcs,
     "uncertainty": uncertainty,
     "auxinash": auxinash,
+    "gradnorm": gradnorm,
 }
 
 
@@ -35,11 +37,14 @@ __all__ = [
     "BALANCERS",
     "Balancer",
     "BloopState",
+    "GradNormState",
     "UncertaintyState",
     "auxinash",
     "balanced_grads",
     "bloop",
     "gcs",
+    "gradnorm",
+    "gradnorm_loss",
     "make_balancer",
     "nash_alpha",
     "pcgrad",

@@ -4,7 +4,7 @@ A balancer is `Balancer(mode, tx)`; `mode` says which gradients the learner comp
 - "sum": one backward pass of main + sum_i w_i aux_i (weights already in the loss);
 - "main_aux": g_main and g_aux = grad(sum_i w_i aux_i); `tx.update(g_main, s, p, g_aux=...)`;
 - "per_aux": g_main and one gradient per head, stacked on a leading [K] axis:
-  `tx.update(g_main, s, p, g_aux=stack, losses=[K] weighted head losses)`.
+  `tx.update(g_main, s, p, g_aux=stack, losses=[K] weighted head losses, main_loss=L_0)`.
 Per-head losses come from the `aux/<name>/weighted_loss` metrics HeadSuite emits, so learners
 need no change to feed per-head balancers (PCGrad, GCS, AuxiNash, uncertainty weighting).
 """
@@ -84,7 +84,12 @@ def balanced_grads(losses_fn, params, balancer: Balancer, bal_state):
         (g_main,) = vjp((jnp.ones_like(main), jnp.zeros_like(vec)))
         g_aux = jax.vmap(lambda e: vjp((jnp.zeros_like(main), e))[0])(jnp.eye(k, dtype=vec.dtype))
         grads, bal_state = balancer.tx.update(
-            g_main, bal_state, params, g_aux=g_aux, losses=jax.lax.stop_gradient(vec)
+            g_main,
+            bal_state,
+            params,
+            g_aux=g_aux,
+            losses=jax.lax.stop_gradient(vec),
+            main_loss=jax.lax.stop_gradient(main),
         )
         return grads, bal_state, metrics
     raise ValueError(f"balancer mode {balancer.mode!r}; accepted: {', '.join(MODES)}")
