@@ -218,20 +218,22 @@ class DQN:
     def _update(self, state: DQNState, _):
         cfg = self.cfg
         key, k_act, k_env = jax.random.split(state.key, 3)
-        env_steps = state.update * cfg.num_envs
-        eps = self.epsilon(env_steps)
+        eps = self.epsilon(state.update * cfg.num_envs)
         action, _, _ = self.act(state.params, state.obs, None, None, k_act, epsilon=eps)
         env_state, ts = self.env.step(state.env_state, action, k_env)
         tr = Transition(
             state.obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"]
         )
-        state = state.replace(
-            replay=replay_add(state.replay, tr),
-            env_state=env_state,
-            obs=ts.obs,
-            key=key,
-            update=state.update + 1,
-        )
+        state = state.replace(env_state=env_state, obs=ts.obs, key=key)
+        return self.observe(state, tr, ts)
+
+    def observe(self, state: DQNState, tr: Transition, ts):
+        """Store one vector step `tr`, learn when due, sync the target; `ts` gives episode
+        statistics. `_update` calls it after its jitted env step; host-stepped envs call it
+        from their host loop (agents/host_loop.py)."""
+        cfg = self.cfg
+        eps = self.epsilon(state.update * cfg.num_envs)
+        state = state.replace(replay=replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
         learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
         _, m_shape = jax.eval_shape(self._learn, state)

@@ -255,11 +255,22 @@ class PPO:
         return (main, aux), metrics
 
     def _update(self, state: PPOState, _):
-        cfg = self.cfg
         before = state
         state, traj = self._rollout(state)
+        traj["next_value"] = self._next_values(before, state, traj)
+        return self.learn(state, traj)
+
+    def learn(self, state: PPOState, traj: dict):
+        """One PPO update (GAE, epochs x minibatches) from a collected rollout.
+
+        `traj` is time-major [T, N]: tr (Transition), first, logp, value, next_value,
+        ep_return, ep_length, and for recurrent networks carry_in (the carry fed to each
+        step). `_update` feeds it from the jitted rollout; host-stepped envs feed it from
+        their host loop (agents/host_loop.py), so both paths share this code.
+        """
+        cfg = self.cfg
         tr: Transition = traj["tr"]
-        next_value = self._next_values(before, state, traj)
+        next_value = traj["next_value"]
         terminated = tr.terminated if cfg.bootstrap_truncation else tr.done
         adv, ret = gae(
             tr.reward, traj["value"], next_value, terminated, tr.done, cfg.gamma, cfg.gae_lambda
