@@ -112,7 +112,7 @@ class DQN:
         cfg = self.cfg
         k_env, k_net, k_head, key = jax.random.split(key, 4)
         env_state, ts = self.env.reset(k_env)
-        net_params = self.net.init(k_net, ts.obs)
+        net_params = jax.jit(self.net.init)(k_net, ts.obs)  # one compile, not op-by-op
         params = {"net": net_params, "heads": {}}
         example = Transition(
             ts.obs,

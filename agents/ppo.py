@@ -105,7 +105,7 @@ class PPO:
         env_state, ts = self.env.reset(k_env)
         carry = network_initial_carry(cfg.network, cfg.num_envs)
         first = jnp.ones(cfg.num_envs, bool)
-        net_params = self.net.init(k_net, ts.obs, carry, first)
+        net_params = jax.jit(self.net.init)(k_net, ts.obs, carry, first)  # not op-by-op
         params = {"net": net_params, "heads": {}}
         if self.suite:
             out, _ = self.net.apply(net_params, ts.obs, carry, first)

@@ -30,6 +30,18 @@ def buffers(path: str, layout: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def episode_seed(base: int, episode: int) -> int:
+    """NLE seed of an env's `episode`-th game: NLE draws fresh seeds for each new game unless
+    told, so every reset is seeded (runs are reproducible from the env's base seed)."""
+    return (int(base) + 1_000_003 * int(episode)) % (2**31 - 1)
+
+
+def seeded_reset(env, base: int, episode: int) -> dict:
+    s = episode_seed(base, episode)
+    env.seed(core=s, disp=s, reseed=False)
+    return env.reset()[0]
+
+
 def make_task(gym_id: str, keys: list[str], max_episode_steps: int):
     """One unwrapped NLE/MiniHack env (no gymnasium checker wrappers: they cost per step)."""
     import gymnasium as gym
@@ -52,17 +64,16 @@ def main() -> None:
     envs = [make_task(cfg["gym_id"], keys, cfg["max_episode_steps"]) for _ in range(lo, hi)]
     ret = np.zeros(hi - lo, np.float64)
     length = np.zeros(hi - lo, np.int64)
+    episode = np.zeros(hi - lo, np.int64)
 
     def write(i: int, obs: dict, prefix: str) -> None:
         for k in keys:
             buf[f"{prefix}{k}"][i] = obs[k]
 
     def reset_all() -> None:
+        episode[:] = 0
         for j, env in enumerate(envs):
-            s = int(buf["seed"][lo + j])
-            env.seed(core=s, disp=s, reseed=False)
-            obs, _ = env.reset()
-            write(lo + j, obs, "obs/")
+            write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
         ret[:] = 0.0
         length[:] = 0
 
@@ -89,7 +100,8 @@ def main() -> None:
                 buf["episode_length"][i] = length[j]
                 if term or trunc:
                     write(i, obs, "final/")
-                    obs, _ = env.reset()
+                    episode[j] += 1
+                    obs = seeded_reset(env, buf["seed"][i], episode[j])
                     ret[j] = 0.0
                     length[j] = 0
                 write(i, obs, "obs/")
