@@ -297,7 +297,7 @@ class HostDQN:
 
 
 # ---------------------------------------------------------------------- trainer entry point
-def run_host(cfg, env, agent, quiet: bool = False) -> dict:
+def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = None) -> dict:
     """`rl-aux train` for host-stepped envs: seeds one after another, rows to the run store."""
     import os
 
@@ -380,7 +380,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
             if agent.kind == "q":
                 HostDQN(agent, env).train(state, num_updates, k_train, on_update)
             else:
-                HostPPO(agent, env).train(state, num_updates, k_train, on_update)
+                HostPPO(agent, env, reward_fn).train(state, num_updates, k_train, on_update)
             cut = num_updates * spu * 0.9
             last = [(r, e) for st, r, e in tail if st > cut] or [(r, e) for _, r, e in tail[-1:]]
             w = sum(e for _, e in last)
