@@ -83,6 +83,11 @@ class HostPPO:
                 roll["truncated"],
                 roll["next_obs"],
             )
+            # Values (and bootstrap values) under the learner's params, not the actor's: with
+            # overlap the actor's are one or two updates stale, and PPO's clipped value loss
+            # anchored on stale values stalls the critic (Room-5x5, overlapped with stored
+            # values: value loss 0.2-6 and collapsing returns; alternating, where they are
+            # current: 0.001-0.01 and solved). The policy ratio keeps the behaviour log-probs.
             p = state.params["net"]
             if agent.recurrent:  # carry after step t = carry fed to step t+1 (pre-reset)
                 carry_out = jax.tree.map(
@@ -94,13 +99,17 @@ class HostPPO:
                 nv = jax.vmap(lambda o, c: net.apply(p, o, c, no_reset)[0]["value"])(
                     roll["next_obs"], carry_out
                 )
+                v = jax.vmap(lambda o, c, f: net.apply(p, o, c, f)[0]["value"])(
+                    roll["obs"], roll["carry_in"], roll["first"]
+                )
             else:
                 nv = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(roll["next_obs"])
+                v = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(roll["obs"])
             traj = dict(
                 tr=tr,
                 first=roll["first"],
                 logp=roll["logp"],
-                value=roll["value"],
+                value=v,
                 next_value=nv,
                 ep_return=roll["episode_return"],
                 ep_length=roll["episode_length"],
@@ -380,7 +389,8 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
             if agent.kind == "q":
                 HostDQN(agent, env).train(state, num_updates, k_train, on_update)
             else:
-                HostPPO(agent, env, reward_fn).train(state, num_updates, k_train, on_update)
+                loop = HostPPO(agent, env, reward_fn, overlap=env.opts.overlap)
+                loop.train(state, num_updates, k_train, on_update)
             cut = num_updates * spu * 0.9
             last = [(r, e) for st, r, e in tail if st > cut] or [(r, e) for _, r, e in tail[-1:]]
             w = sum(e for _, e in last)

@@ -63,6 +63,9 @@ class NetHackOptions:
     host_keys: tuple = ()  # extra arrays kept on the host only (e.g. chars, tty_chars)
     max_episode_steps: int = spec(0, ge=0)  # 0 = the task's own limit
     step_timeout: float = spec(60.0, gt=0.0)  # s without a reply before a worker is restarted
+    # host loop: step rollout k+1 while the learner updates on k (agents/host_loop.py);
+    # false = alternate (on-policy; see docs/nethack.md for the measured difference)
+    overlap: bool = True
 
 
 @functools.lru_cache(maxsize=1)

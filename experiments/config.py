@@ -22,6 +22,7 @@ NETHACK_OPTION_DEFAULTS = {
     "num_workers": 2,
     "obs_keys": [],
     "host_keys": [],
+    "overlap": True,
     "max_episode_steps": 0,
 }
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
