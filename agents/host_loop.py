@@ -330,7 +330,7 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
             k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
             t0 = time.perf_counter()
             state = agent.init(k_init, hp)
-            acc = {"eps": 0, "ret": 0.0, "len": 0.0, "m": [], "t": 0.0, "steps": 0}
+            acc = {"eps": 0, "ret": 0.0, "len": 0.0, "m": [], "t": 0.0, "steps": 0, "succ": 0}
             tail: list[tuple[int, float]] = []
             lost0 = env.lost_episodes
 
@@ -341,6 +341,8 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                     e, r, ln = episode_stats(
                         done, data.lost, data.episode_return, data.episode_length
                     )
+                    # success: a natural end with a positive final reward (MiniHack's goal)
+                    acc["succ"] += int((data.terminated & (data.reward > 0) & ~data.lost).sum())
                 else:
                     done = data.terminated | data.truncated
                     ex = data.extras
@@ -361,6 +363,7 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                 row["charts/episodic_return"] = acc["ret"] / eps if eps else math.nan
                 row["charts/episodic_length"] = acc["len"] / eps if eps else math.nan
                 row["charts/episodes"] = eps
+                row["charts/success_rate"] = acc["succ"] / eps if eps else math.nan
                 skip = {"episodes", "episode_return_sum", "episode_length_sum"}
                 for k in acc["m"][0]:
                     if k not in skip:
@@ -384,7 +387,7 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                         file=sys.stderr,
                         flush=True,
                     )
-                acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0)
+                acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0)
 
             if agent.kind == "q":
                 HostDQN(agent, env).train(state, num_updates, k_train, on_update)

@@ -29,7 +29,11 @@ def curve(run_dir: str, bins: int) -> dict:
             w = d[(d["global_step"] > lo) & (d["global_step"] <= hi)]
             n = w["charts/episodes"].to_numpy()
             r = w["charts/episodic_return"].fillna(0).to_numpy()
-            rows.append((int(hi), float((n * r).sum() / n.sum()) if n.sum() else float("nan")))
+            mean = float((n * r).sum() / n.sum()) if n.sum() else float("nan")
+            succ = float("nan")
+            if "charts/success_rate" in w and n.sum():
+                succ = float((n * w["charts/success_rate"].fillna(0).to_numpy()).sum() / n.sum())
+            rows.append((int(hi), mean, succ))
         out[int(seed)] = rows
     return out
 
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(a.run_dir, "config.yaml")) as f:
         task = yaml.safe_load(f)["env"]["name"]
     for seed, rows in curve(a.run_dir, a.bins).items():
-        print(f"{task} seed {seed}: " + " ".join(f"{s}:{r:.3f}" for s, r in rows))
+        print(f"{task} seed {seed} return: " + " ".join(f"{s}:{r:.3f}" for s, r, _ in rows))
+        if not all(np.isnan(x) for _, _, x in rows):
+            print(f"{task} seed {seed} success: " + " ".join(f"{s}:{x:.2f}" for s, _, x in rows))
     if a.random_steps:
         mean, success, eps = random_policy(task, a.random_steps)
         print(f"{task} random policy: return {mean:.3f}, success {success:.2f} ({eps} episodes)")
