@@ -104,7 +104,7 @@ def test_recurrent_reset_mid_sequence_equals_fresh_start():
     }
     first = jnp.zeros((T, B), bool).at[0].set(True).at[k].set(True)
     carry0 = network_initial_carry(cfg, B)
-    params = net.init(key, jax.tree.map(lambda x: x[0], obs), carry0, first[0])
+    params = jax.jit(net.init)(key, jax.tree.map(lambda x: x[0], obs), carry0, first[0])
 
     def run(o, f, c):
         def step(c, x):
@@ -113,9 +113,8 @@ def test_recurrent_reset_mid_sequence_equals_fresh_start():
 
         return jax.lax.scan(step, c, (o, f))[1]
 
-    with jax.disable_jit():  # a 6-step scan: op-by-op is faster than compiling it
-        whole = run(obs, first, carry0)
-        fresh = run(jax.tree.map(lambda x: x[k:], obs), first[k:], carry0)
+    whole = jax.jit(run)(obs, first, carry0)
+    fresh = jax.jit(run)(jax.tree.map(lambda x: x[k:], obs), first[k:], carry0)
     np.testing.assert_allclose(whole[k:], fresh, rtol=1e-5, atol=1e-6)
     assert not np.allclose(whole[k - 1], whole[k])
 
