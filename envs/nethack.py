@@ -136,9 +136,13 @@ class NLEVecEnv:
             max_episode_steps=limit,
         )
         self._layout, size = self._make_layout()
-        self._path = os.path.join(_shm_dir(), f"rl-aux-nle-{os.getpid()}-{uuid.uuid4().hex}")
-        with open(self._path, "wb") as f:
-            f.truncate(size)
+        path = os.path.join(_shm_dir(), f"rl-aux-nle-{os.getpid()}-{uuid.uuid4().hex}")
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(self._fd, size)
+        self._path = path
+        if os.path.isdir(f"/proc/{os.getpid()}/fd"):  # Linux: no file left behind, ever
+            os.unlink(path)  # workers (also respawned ones) open it through our fd
+            self._path = f"/proc/{os.getpid()}/fd/{self._fd}"
         from envs.nle_worker import buffers
 
         self._buf = buffers(self._path, self._layout)
@@ -338,7 +342,8 @@ class NLEVecEnv:
                 f.close()
         self._workers = None
         self._buf = None
-        if os.path.exists(self._path):
+        os.close(self._fd)
+        if not self._path.startswith("/proc/") and os.path.exists(self._path):
             os.unlink(self._path)
 
     def __del__(self):
