@@ -115,7 +115,7 @@ class DQN:
         cfg = self.cfg
         k_env, k_net, k_head, key = jax.random.split(key, 4)
         env_state, ts = self.env.reset(k_env)
-        net_params = self.net.init(k_net, ts.obs)
+        net_params = jax.jit(self.net.init)(k_net, ts.obs)  # one compile, not op-by-op
         params = {"net": net_params, "heads": {}}
         example = Transition(
             ts.obs,
@@ -221,20 +221,22 @@ class DQN:
     def _update(self, state: DQNState, _):
         cfg = self.cfg
         key, k_act, k_env = jax.random.split(state.key, 3)
-        env_steps = state.update * cfg.num_envs
-        eps = self.epsilon(env_steps)
+        eps = self.epsilon(state.update * cfg.num_envs)
         action, _, _ = self.act(state.params, state.obs, None, None, k_act, epsilon=eps)
         env_state, ts = self.env.step(state.env_state, action, k_env)
         tr = Transition(
             state.obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"]
         )
-        state = state.replace(
-            replay=replay_add(state.replay, tr),
-            env_state=env_state,
-            obs=ts.obs,
-            key=key,
-            update=state.update + 1,
-        )
+        state = state.replace(env_state=env_state, obs=ts.obs, key=key)
+        return self.observe(state, tr, ts)
+
+    def observe(self, state: DQNState, tr: Transition, ts):
+        """Store one vector step `tr`, learn when due, sync the target; `ts` gives episode
+        statistics. `_update` calls it after its jitted env step; host-stepped envs call it
+        from their host loop (agents/host_loop.py)."""
+        cfg = self.cfg
+        eps = self.epsilon(state.update * cfg.num_envs)
+        state = state.replace(replay=replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
         learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
         _, m_shape = jax.eval_shape(self._learn, state)

@@ -108,7 +108,7 @@ class PPO:
         env_state, ts = self.env.reset(k_env)
         carry = network_initial_carry(cfg.network, cfg.num_envs)
         first = jnp.ones(cfg.num_envs, bool)
-        net_params = self.net.init(k_net, ts.obs, carry, first)
+        net_params = jax.jit(self.net.init)(k_net, ts.obs, carry, first)  # not op-by-op
         params = {"net": net_params, "heads": {}}
         if self.suite:
             out, _ = self.net.apply(net_params, ts.obs, carry, first)
@@ -258,11 +258,22 @@ class PPO:
         return (main, aux), metrics
 
     def _update(self, state: PPOState, _):
-        cfg = self.cfg
         before = state
         state, traj = self._rollout(state)
+        traj["next_value"] = self._next_values(before, state, traj)
+        return self.learn(state, traj)
+
+    def learn(self, state: PPOState, traj: dict):
+        """One PPO update (GAE, epochs x minibatches) from a collected rollout.
+
+        `traj` is time-major [T, N]: tr (Transition), first, logp, value, next_value,
+        ep_return, ep_length, and for recurrent networks carry_in (the carry fed to each
+        step). `_update` feeds it from the jitted rollout; host-stepped envs feed it from
+        their host loop (agents/host_loop.py), so both paths share this code.
+        """
+        cfg = self.cfg
         tr: Transition = traj["tr"]
-        next_value = self._next_values(before, state, traj)
+        next_value = traj["next_value"]
         terminated = tr.terminated if cfg.bootstrap_truncation else tr.done
         adv, ret = gae(
             tr.reward, traj["value"], next_value, terminated, tr.done, cfg.gamma, cfg.gae_lambda

@@ -342,12 +342,16 @@ def main(argv: list[str] | None = None) -> int:
             out = _worker_ours(rest[0], rest[1], int(rest[2]), int(rest[3]))
         elif kind == "blend":
             out = _worker_blend(rest[0], int(rest[1]), int(rest[2]))
+        elif kind.startswith("nle_"):
+            from experiments import bench_nethack
+
+            out = bench_nethack.worker(kind, rest)
         else:
             out = _worker_raw(rest[0], int(rest[1]), int(rest[2]))
         print(json.dumps(out))
         return 0
     p = argparse.ArgumentParser(prog="rl-aux bench", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="core", choices=sorted([*SUITES, "blend"]))
+    p.add_argument("--suite", default="core", choices=sorted([*SUITES, "blend", "nethack"]))
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
@@ -368,6 +372,19 @@ def main(argv: list[str] | None = None) -> int:
             f"rl-aux bench: --seeds={a.seeds!r} must be comma-separated integers", file=sys.stderr
         )
         return 2
+    if a.suite == "nethack":  # host-stepped NLE: experiments/bench_nethack.py
+        from experiments import bench_nethack
+
+        print(bench_nethack.HEADER, file=sys.stderr)
+        rows = bench_nethack.run(10.0 * a.scale, max(int(10 * a.scale), 2), _run_worker)
+        print("\n" + bench_nethack.HEADER)
+        for row in rows:
+            print(bench_nethack.format_row(row))
+        print("(env steps/s; single = one in-process env; vec = NLEVecEnv alone, random policy)")
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"suite": "nethack", "rows": rows, "machine": _machine()}, f, indent=2)
+        return 0
     if a.suite == "blend":
         rows = run_blend_suite(seeds, a.scale)
         print(BLEND_HEADER)

@@ -11,6 +11,7 @@ USAGE = """usage: rl-aux {train,sweep,plot,bench} ...
   rl-aux plot RUN_DIR... --out DIR    learning curves + IQM table from logged runs
   rl-aux plot --figure NAME           a figure spec of experiments/figures/ (rliable panels)
   rl-aux bench --suite core [--json FILE]   env steps/s, side by side with the raw env
+  rl-aux bench --suite nethack        NLE/MiniHack: single env, vector env, recurrent PPO
 """
 
 

@@ -21,6 +21,14 @@ from rl_aux.heads.base import HeadConfig, head_class, registered_heads
 from rl_aux.llm.config import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 
+# env.options of generated nethack/* and minihack/* configs (envs/nethack.py NetHackOptions)
+NETHACK_OPTION_DEFAULTS = {
+    "num_workers": 2,
+    "obs_keys": [],
+    "host_keys": [],
+    "overlap": True,
+    "max_episode_steps": 0,
+}
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
@@ -41,6 +49,7 @@ def agent_classes() -> dict[str, tuple[type, type]]:
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     name: str = "gymnax/CartPole-v1"
+    options: dict = dataclasses.field(default_factory=dict)  # family options (nethack/minihack)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +141,12 @@ def _register_generated_groups() -> None:
     cs = ConfigStore.instance()
     for name, (_, cfg_cls) in agent_classes().items():
         cs.store(group="agent", name=name, node={"name": name, **to_dict(cfg_cls())})
+    from envs.nethack import nethack_tasks
+
+    for name in nethack_tasks():  # env=nethack/<task>, env=minihack/<task> (generated)
+        family, _, task = name.partition("/")
+        node = {"name": name, "options": dict(NETHACK_OPTION_DEFAULTS)}
+        cs.store(group=f"env/{family}", name=task, node=node, package="env")
     for name in registered_heads():
         node = to_dict(head_class(name).Config())
         cs.store(group="head", name=name, node=node, package=f"heads.{name}")
@@ -295,6 +310,9 @@ def build(raw: dict) -> TrainConfig:
             f"env.name={env_cfg.name!r} is not a registered environment.{hint} "
             f"Accepted: {', '.join(registered_envs())}"
         )
+    from envs.registry import check_env_options
+
+    check_env_options(env_cfg.name, env_cfg.options)
     heads = {}
     for name, hraw in (raw.pop("heads", None) or {}).items():
         try:

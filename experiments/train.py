@@ -45,7 +45,7 @@ WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 def build_agent(cfg: TrainConfig):
     """The env, heads and agent a config describes (no compilation yet)."""
     agent_cls, _ = agent_classes()[cfg.agent_name]
-    env = make_env(cfg.env.name, cfg.agent.num_envs)
+    env = make_env(cfg.env.name, cfg.agent.num_envs, cfg.env.options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
     agent = agent_cls(cfg.agent, env, heads, total_updates=1)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
@@ -102,6 +102,10 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     if offline is not None:  # offline learners (no env stepping) own their host loop
         return offline(cfg, quiet)
     env, agent = build_agent(cfg)
+    if getattr(env, "host_stepped", False):  # NLE/MiniHack: jitted act + update, host loop
+        from agents.host_loop import run_host
+
+        return run_host(cfg, env, agent, quiet)
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
     if num_updates < 1:

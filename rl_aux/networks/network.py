@@ -24,7 +24,7 @@ from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso
 class NetworkConfig:
     """What to build; every field has a sane default for small vector observations."""
 
-    torso: str = spec("mlp", choices=("mlp", "nature_cnn", "impala_cnn"))
+    torso: str = spec("mlp", choices=("mlp", "nature_cnn", "impala_cnn", "nethack", "minihack"))
     hidden: tuple = (64, 64)  # MLP widths
     activation: str = spec("tanh", choices=tuple(ACTIVATIONS))
     init: str = spec("orthogonal", choices=("orthogonal", "lecun"))
@@ -46,6 +46,11 @@ def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
         return TORSOS["impala_cnn"](
             width_multiplier=cfg.impala_width, features=cfg.features, name=name
         )
+    if cfg.torso in ("nethack", "minihack"):  # dict observations (envs/nethack.py)
+        from rl_aux.networks.nethack import NetHackEncoder
+
+        embed = 8 if cfg.torso == "minihack" else 16  # minihack: crops only, a smaller table
+        return NetHackEncoder(embed=embed, features=cfg.features, name=name)
     raise ValueError(f"network.torso={cfg.torso!r}; accepted: {', '.join(TORSOS)}")
 
 
@@ -104,6 +109,13 @@ class AgentNetwork(nn.Module):
 
 
 def make_network(cfg: NetworkConfig, num_actions: int, obs_shape: tuple, kind: str) -> AgentNetwork:
+    dict_obs = bool(obs_shape) and isinstance(obs_shape[0], tuple)  # (("key", shape), ...)
+    if dict_obs != (cfg.torso in ("nethack", "minihack")):
+        raise ValueError(
+            f"network.torso={cfg.torso!r} does not fit observations {obs_shape}: dict "
+            "observations (nethack/*, minihack/*) need torso nethack or minihack, and those "
+            "torsos need dict observations"
+        )
     obs_ndim = len(obs_shape) if cfg.torso == "mlp" else 3
     return AgentNetwork(cfg, num_actions, obs_ndim, kind)
 

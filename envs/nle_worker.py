@@ -1,0 +1,114 @@
+"""Worker process of `NLEVecEnv`: steps a slice of NLE/MiniHack envs, writes into shared memory.
+
+Run as a script (`python -P envs/nle_worker.py '<json>'`), not as a package module, so a worker
+imports only numpy, gymnasium, nle and minihack (importing the `envs` package would pull in jax).
+Protocol, one byte per batch each way: the host writes actions (or seeds) into the shared
+buffers, sends b"s" (step) or b"r" (reseed + reset) on stdin; the worker steps every env of
+its slice, auto-resets finished ones, writes results and replies b"k" on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import sys
+
+import numpy as np
+
+ABORTED = -1  # nle StepStatus.ABORTED: the task's step limit (a truncation, not a game end)
+
+
+def buffers(path: str, layout: dict) -> dict[str, np.ndarray]:
+    """name -> ndarray view of the shared file (same layout on host and workers)."""
+    with open(path, "r+b") as f:
+        mm = mmap.mmap(f.fileno(), 0)
+    out = {}  # plain ndarrays over the mapping (np.memmap's per-index overhead is per step)
+    for name, (offset, shape, dtype) in layout.items():
+        count = int(np.prod(shape))
+        out[name] = np.frombuffer(mm, dtype, count, offset).reshape(shape)
+    return out
+
+
+def episode_seed(base: int, episode: int) -> int:
+    """NLE seed of an env's `episode`-th game: NLE draws fresh seeds for each new game unless
+    told, so every reset is seeded (runs are reproducible from the env's base seed)."""
+    return (int(base) + 1_000_003 * int(episode)) % (2**31 - 1)
+
+
+def seeded_reset(env, base: int, episode: int) -> dict:
+    s = episode_seed(base, episode)
+    env.seed(core=s, disp=s, reseed=False)
+    return env.reset()[0]
+
+
+def make_task(gym_id: str, keys: list[str], max_episode_steps: int):
+    """One unwrapped NLE/MiniHack env (no gymnasium checker wrappers: they cost per step)."""
+    import gymnasium as gym
+    import minihack  # noqa: F401  (registers MiniHack-* ids)
+    import nle  # noqa: F401  (registers NetHack* ids)
+
+    kwargs = {"observation_keys": tuple(keys)}
+    if max_episode_steps:
+        kwargs["max_episode_steps"] = max_episode_steps
+    return gym.make(gym_id, **kwargs).unwrapped
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    reply = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply channel
+    cmds = os.fdopen(0, "rb", buffering=0)
+    buf = buffers(cfg["path"], {k: tuple(v) for k, v in cfg["layout"].items()})
+    lo, hi, keys = cfg["lo"], cfg["hi"], cfg["keys"]
+    envs = [make_task(cfg["gym_id"], keys, cfg["max_episode_steps"]) for _ in range(lo, hi)]
+    ret = np.zeros(hi - lo, np.float64)
+    length = np.zeros(hi - lo, np.int64)
+    episode = np.zeros(hi - lo, np.int64)
+
+    def write(i: int, obs: dict, prefix: str) -> None:
+        for k in keys:
+            buf[f"{prefix}{k}"][i] = obs[k]
+
+    def reset_all() -> None:
+        episode[:] = 0
+        for j, env in enumerate(envs):
+            write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
+        ret[:] = 0.0
+        length[:] = 0
+
+    reset_all()
+    reply.write(b"k")
+    while True:
+        cmd = cmds.read(1)
+        if cmd in (b"", b"c"):
+            break
+        if cmd == b"r":
+            reset_all()
+        elif cmd == b"s":
+            actions = buf["action"][lo:hi].copy()
+            for j, env in enumerate(envs):
+                i = lo + j
+                obs, r, term, trunc, info = env.step(int(actions[j]))
+                trunc = bool(trunc) or int(info.get("end_status", 0)) == ABORTED
+                ret[j] += r
+                length[j] += 1
+                buf["reward"][i] = r
+                buf["terminated"][i] = bool(term) and not trunc
+                buf["truncated"][i] = trunc
+                buf["episode_return"][i] = ret[j]
+                buf["episode_length"][i] = length[j]
+                if term or trunc:
+                    write(i, obs, "final/")
+                    episode[j] += 1
+                    obs = seeded_reset(env, buf["seed"][i], episode[j])
+                    ret[j] = 0.0
+                    length[j] = 0
+                write(i, obs, "obs/")
+        reply.write(b"k")
+    for env in envs:
+        env.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""`rl-aux bench --suite nethack`: host-stepped NLE throughput, side by side, in one run.
+
+Per task (NetHackScore, MiniHack-Room-5x5), each in its own subprocess, one after another:
+- `single`: one env stepped in-process by a random policy (the per-core limit);
+- `vec`: `NLEVecEnv` alone, random policy, 2 workers x 16 envs;
+- `ppo-Nw`: recurrent PPO (experiment nethack_ppo / minihack_ppo, 16 envs, actor thread
+  overlapping the update) with N = 2 and 8 workers; env steps/s over the timed updates,
+  compilation (the first two updates) apart.
+Bars (issue 4): vec >= 1.5x single; PPO on MiniHack-Room (2 workers) >= 0.5x vec.
+"""
+
+from __future__ import annotations
+
+import time
+
+TASKS = (("nethack/Score-v0", "nethack_ppo"), ("minihack/Room-5x5-v0", "minihack_ppo"))
+
+
+def worker(kind: str, rest: list[str]) -> dict:
+    """Run one measurement in this process (called through `experiments.bench --_worker`)."""
+    if kind == "nle_single":
+        return _single(rest[0], float(rest[1]))
+    if kind == "nle_vec":
+        return _vec(rest[0], int(rest[1]), int(rest[2]), float(rest[3]))
+    if kind == "nle_ppo":
+        return _ppo(rest[0], rest[1], int(rest[2]), int(rest[3]))
+    raise ValueError(f"unknown bench worker {kind!r}")
+
+
+def _single(task: str, seconds: float) -> dict:
+    import numpy as np
+
+    from envs.nethack import single_env
+
+    env = single_env(task)
+    env.reset()
+    rng = np.random.default_rng(0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
+        n += 1
+        if term or trunc:
+            env.reset()
+    dt = time.perf_counter() - t0
+    env.close()
+    return {"env_steps": n, "run_s": dt, "steps_per_s": n / dt}
+
+
+def _vec(task: str, num_envs: int, workers: int, seconds: float) -> dict:
+    import numpy as np
+
+    from envs.nethack import NLEVecEnv
+
+    env = NLEVecEnv(task, num_envs, {"num_workers": workers})
+    env.reset()
+    rng = np.random.default_rng(0)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        env.step(None, rng.integers(0, env.spec.num_actions, num_envs))
+        n += num_envs
+    dt = time.perf_counter() - t0
+    env.close()
+    return {"env_steps": n, "run_s": dt, "steps_per_s": n / dt, "num_envs": num_envs}
+
+
+def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
+    import jax
+
+    from agents.host_loop import HostPPO
+    from experiments.config import load_config
+    from experiments.train import build_agent
+
+    cfg = load_config(
+        [f"experiment={experiment}", f"env={task}", f"env.options.num_workers={workers}"]
+    )
+    env, agent = build_agent(cfg)
+    t0 = time.perf_counter()
+    state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+    marks: list[float] = []
+    HostPPO(agent, env).train(
+        state,
+        updates + 2,
+        jax.random.PRNGKey(1),
+        lambda i, m, r, dt: marks.append(time.perf_counter()),
+    )
+    env.close()
+    spu = agent.steps_per_update
+    run_s = marks[-1] - marks[1]
+    return {
+        "compile_s": marks[1] - t0,
+        "env_steps": spu * (len(marks) - 2),
+        "run_s": run_s,
+        "steps_per_s": spu * (len(marks) - 2) / run_s,
+        "num_envs": agent.cfg.num_envs,
+    }
+
+
+def run(seconds: float, updates: int, run_worker) -> list[dict]:
+    rows = []
+    for task, experiment in TASKS:
+        row = {"task": task}
+        row["single"] = run_worker(["nle_single", task, str(seconds)], timeout=600)
+        row["vec"] = run_worker(["nle_vec", task, "16", "2", str(seconds)], timeout=600)
+        for w in (2, 8):
+            row[f"ppo_{w}w"] = run_worker(
+                ["nle_ppo", experiment, task, str(w), str(updates)], timeout=3600, hang_s=300
+            )
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+HEADER = (
+    f"{'task':<22} {'single':>8} {'vec 2w16':>9} {'vec/sgl':>8} {'ppo 2w':>8} {'ppo 8w':>8} "
+    f"{'ppo2w/vec':>10}"
+)
+
+
+def format_row(row: dict) -> str:
+    sps = {k: (v or {}).get("steps_per_s") for k, v in row.items() if k != "task"}
+    f = lambda x: f"{x:>8.0f}" if x else f"{'err':>8}"
+    ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
+    return (
+        f"{row['task']:<22} {f(sps['single'])} {f(sps['vec']):>9} "
+        f"{ratio(sps['vec'], sps['single']):>8} {f(sps['ppo_2w'])} {f(sps['ppo_8w'])} "
+        f"{ratio(sps['ppo_2w'], sps['vec']):>10}"
+    )

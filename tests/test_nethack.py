@@ -1,0 +1,192 @@
+"""NLE/MiniHack host-stepped path: vector env vs single envs, auto-reset, crash restart,
+config errors, recurrent resets, and PPO (NetHackScore) / DQN (MiniHack) smoke runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nle")
+pytest.importorskip("minihack")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from envs.nethack import NLEVecEnv, single_env  # noqa: E402
+from envs.nle_worker import seeded_reset  # noqa: E402
+
+ROOM = "minihack/Room-5x5-v0"
+
+
+def test_vector_env_matches_single_envs_with_auto_reset():
+    """Same seeds + actions: the workers' batch equals N in-process envs, across resets."""
+    n, steps = 4, 130  # Room-5x5 ends by 100 steps: every env auto-resets at least once
+    env = NLEVecEnv(ROOM, n, {"num_workers": 2, "obs_keys": ["glyphs_crop", "blstats"]})
+    try:
+        _, ts = env.reset(jax.random.PRNGKey(3))
+        seeds = env._buf["seed"].copy()
+        singles = [single_env(ROOM, {"obs_keys": ["glyphs_crop", "blstats"]}) for _ in range(n)]
+        obs_s = [seeded_reset(e, s, 0) for e, s in zip(singles, seeds, strict=True)]
+        episode = [0] * n
+        np.testing.assert_array_equal(ts.obs["glyphs_crop"], [o["glyphs_crop"] for o in obs_s])
+        rng = np.random.default_rng(0)
+        rets, dones = np.zeros(n), 0
+        for _ in range(steps):
+            a = rng.integers(0, env.spec.num_actions, n)
+            _, ts = env.step(None, a)
+            for i, e in enumerate(singles):
+                o, r, term, trunc, info = e.step(int(a[i]))
+                trunc = trunc or int(info["end_status"]) == -1
+                rets[i] += r
+                assert ts.reward[i] == np.float32(r)
+                assert ts.truncated[i] == trunc and ts.terminated[i] == (term and not trunc)
+                np.testing.assert_array_equal(ts.extras["next_obs"]["blstats"][i], o["blstats"])
+                if term or trunc:
+                    dones += 1
+                    assert ts.extras["episode_return"][i] == pytest.approx(rets[i], abs=1e-5)
+                    rets[i] = 0.0
+                    episode[i] += 1
+                    o = seeded_reset(e, seeds[i], episode[i])
+                np.testing.assert_array_equal(ts.obs["glyphs_crop"][i], o["glyphs_crop"])
+        assert dones >= n
+        assert len(env.last_messages()) == n and not ts.extras["lost"].any()
+    finally:
+        env.close()
+
+
+def test_killed_worker_is_restarted_and_lost_episodes_counted():
+    env = NLEVecEnv(ROOM, 4, {"num_workers": 2, "step_timeout": 20.0})
+    try:
+        env.reset(jax.random.PRNGKey(0))
+        env.step(None, np.zeros(4, np.int64))
+        victim = env.worker_pids()[1]
+        os.kill(victim, signal.SIGKILL)
+        _, ts = env.step(None, np.zeros(4, np.int64))
+        assert ts.extras["lost"].tolist() == [False, False, True, True]
+        assert ts.truncated[2:].all() and env.lost_episodes == 2 and env.restarts == 1
+        assert env.worker_pids()[1] != victim
+        for _ in range(5):  # the run goes on
+            _, ts = env.step(None, np.ones(4, np.int64))
+        assert not ts.extras["lost"].any()
+        assert ts.obs["glyphs_crop"].shape == (4, 9, 9)
+    finally:
+        env.close()
+
+
+def test_unknown_task_and_bad_options_exit_2(capsys):
+    from experiments.cli import main
+
+    assert main(["train", "env=minihack/Room-5x5-v9"]) == 2
+    err = capsys.readouterr().err
+    assert "Close matches" in err and "minihack/Room-5x5-v0" in err
+    assert main(["train", "env=nethack/Scor-v0"]) == 2
+    assert "nethack/Score-v0" in capsys.readouterr().err
+    assert main(["train", f"env={ROOM}", "env.options.obs_keys=[glyph]"]) == 2
+    err = capsys.readouterr().err
+    assert "env.options.obs_keys" in err and "glyphs_crop" in err
+
+
+def test_recurrent_reset_mid_sequence_equals_fresh_start():
+    """An episode start at t=k inside a sequence gives the outputs of a fresh zero carry."""
+    from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry
+
+    cfg = NetworkConfig(torso="minihack", features=32, core="lstm", core_hidden=16)
+    spec = (("glyphs_crop", (9, 9)), ("blstats", (27,)))
+    net = make_network(cfg, 8, spec, "actor_critic")
+    T, B, k = 6, 3, 3
+    key = jax.random.PRNGKey(0)
+    obs = {
+        "glyphs_crop": jax.random.randint(key, (T, B, 9, 9), 0, 5976).astype(jnp.int16),
+        "blstats": jax.random.randint(key, (T, B, 27), 0, 20),
+    }
+    first = jnp.zeros((T, B), bool).at[0].set(True).at[k].set(True)
+    carry0 = network_initial_carry(cfg, B)
+    params = jax.jit(net.init)(key, jax.tree.map(lambda x: x[0], obs), carry0, first[0])
+
+    def run(o, f, c):
+        def step(c, x):
+            out, c = net.apply(params, x[0], c, x[1])
+            return c, out["logits"]
+
+        return jax.lax.scan(step, c, (o, f))[1]
+
+    whole = jax.jit(run)(obs, first, carry0)
+    fresh = jax.jit(run)(jax.tree.map(lambda x: x[k:], obs), first[k:], carry0)
+    np.testing.assert_allclose(whole[k:], fresh, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(whole[k - 1], whole[k])
+
+
+def _smoke_agent(overrides):
+    from experiments.config import load_config
+    from experiments.train import build_agent
+
+    return build_agent(load_config(overrides))
+
+
+def test_recurrent_ppo_smoke_on_nethack_score():
+    """A few overlapped recurrent-PPO updates on NetHackScore: finite losses, params move."""
+    from agents.host_loop import HostPPO
+
+    env, agent = _smoke_agent(
+        [
+            "experiment=nethack_ppo",
+            "agent.num_envs=4",
+            "agent.num_steps=8",
+            "agent.num_minibatches=2",
+            "agent.update_epochs=1",
+            "agent.network.features=32",
+            "agent.network.core_hidden=32",
+        ]
+    )
+    try:
+        state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+        seen = []
+        hook_calls = []
+
+        def reward_fn(roll):
+            hook_calls.append(len(roll.messages))
+            assert all(isinstance(m, str) for m in roll.messages[0])
+            return roll.reward
+
+        new = HostPPO(agent, env, reward_fn=reward_fn).train(
+            state, 3, jax.random.PRNGKey(1), lambda i, m, r, dt: seen.append((m, r))
+        )
+        assert len(seen) == 3 and hook_calls == [8, 8, 8]
+        for m, r in seen:
+            assert np.isfinite(m["losses/policy"]) and np.isfinite(m["losses/value"])
+            assert r.obs["glyphs"].shape == (8, 4, 21, 79) and r.carry_in[0].shape == (8, 4, 32)
+        before = jax.tree.leaves(state.params)[0]
+        assert not np.allclose(before, jax.tree.leaves(new.params)[0])
+        assert int(new.update) == 3
+    finally:
+        env.close()
+
+
+def test_dqn_smoke_on_minihack():
+    from agents.host_loop import HostDQN
+
+    env, agent = _smoke_agent(
+        [
+            "agent=dqn",
+            f"env={ROOM}",
+            "agent.num_envs=4",
+            "agent.buffer_size=400",
+            "agent.batch_size=16",
+            "agent.learning_starts=40",
+            "agent.network.torso=minihack",
+            "agent.network.features=32",
+        ]
+    )
+    try:
+        state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+        ms = []
+        new = HostDQN(agent, env).train(
+            state, 20, jax.random.PRNGKey(1), lambda i, m, ts, dt: ms.append(m)
+        )
+        assert int(new.update) == 20 and int(new.grad_steps) == 11
+        assert np.isfinite(float(ms[-1]["losses/td"]))
+    finally:
+        env.close()
