@@ -1,4 +1,5 @@
-"""Env names -> batched envs. `gymnax/<name>` for gymnax tasks; other families register here."""
+"""Env names -> batched envs. `gymnax/<name>` for gymnax tasks, `atari/<Game>` for every ROM
+ale-py ships (needs the `atari` extra); other families register here."""
 
 from __future__ import annotations
 
@@ -19,12 +20,54 @@ def registered_envs() -> list[str]:
         + [f"memory/{n}" for n in MEMORY_NAMES]
         + ["fsgrid/Open8x8", "barfi/Grid7x7"]
         + [f"four_rooms/{t}" for t in FOUR_ROOMS_TASKS]
+        + _atari_names()
     )
 
 
-def make_env(name: str, num_envs: int) -> VecEnv:
-    """Build the batched env `name` (e.g. 'gymnax/CartPole-v1') with `num_envs` copies."""
+def _atari_names() -> list[str]:
+    from envs.atari import ale_games, atari_available
+
+    return [f"atari/{g}" for g in ale_games()] if atari_available() else []
+
+
+def env_options(name: str) -> dict:
+    """The default `env.options` of env `name` (its family's protocol flags), as plain data."""
+    if name.startswith("atari/"):
+        from envs.atari import AtariConfig
+        from rl_aux.configs import to_dict
+
+        return to_dict(AtariConfig())
+    return {}
+
+
+def check_env_name(name: str) -> None:
+    """Raise ValueError (close matches, or what to install) unless `name` is registered."""
+    if name in registered_envs():
+        return
     family, _, task = name.partition("/")
+    if family == "atari":
+        from envs.atari import check_game
+
+        check_game(task)  # raises ImportError with the install hint, or close matches
+    close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.4)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ValueError(
+        f"env.name={name!r} is not a registered environment.{hint} "
+        f"Accepted: {', '.join(registered_envs())}."
+    )
+
+
+def make_env(name: str, num_envs: int, **options) -> VecEnv:
+    """Build the batched env `name` (e.g. 'gymnax/CartPole-v1') with `num_envs` copies.
+
+    `options` go to the family's config (Atari: fields of envs.atari.AtariConfig)."""
+    family, _, task = name.partition("/")
+    if family == "atari":
+        from envs.atari import AtariVecEnv, atari_config
+
+        return AtariVecEnv(task, num_envs, atari_config(options))
+    if options:
+        raise ValueError(f"env options {sorted(options)} are not accepted by {name!r}")
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)
     if family == "memory" and task in MEMORY_NAMES:

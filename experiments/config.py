@@ -37,6 +37,7 @@ def agent_classes() -> dict[str, tuple[type, type]]:
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     name: str = "gymnax/CartPole-v1"
+    options: dict = dataclasses.field(default_factory=dict)  # the family's flags (envs/)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +122,13 @@ def _register_generated_groups() -> None:
     for name in registered_heads():
         node = to_dict(head_class(name).Config())
         cs.store(group="head", name=name, node=node, package=f"heads.{name}")
+    from envs.registry import env_options, registered_envs
+
+    for name in registered_envs():  # envs without a yaml file (e.g. atari/<Game>)
+        if not os.path.exists(os.path.join(CONFIG_DIR, "env", f"{name}.yaml")):
+            family, _, task = name.rpartition("/")
+            node = {"name": name, "options": env_options(name)}
+            cs.store(group=f"env/{family}", name=task, node=node, package="env")
 
 
 def compose(overrides: list[str]) -> dict:
@@ -181,9 +189,15 @@ def _missing_option_message(msg: str) -> str:
     choices = opts.group(2).split() if opts else []
     if group.startswith("env"):
         from envs import registered_envs
+        from envs.registry import check_env_name
 
-        choices = registered_envs()
         option = missing.partition("/")[2]
+        try:  # a known family explains itself (close matches, or what to install)
+            check_env_name(option)
+        except (ValueError, ImportError) as e:
+            if option.startswith("atari/"):
+                return str(e)
+        choices = registered_envs()
         group = "env"
     close = difflib.get_close_matches(option, choices, n=5, cutoff=0.4)
     hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -234,6 +248,11 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
         return ["name", *[f.name for f in dataclasses.fields(node)]] if node else []
     if head == "heads" and parent.count(".") == 1:
         return [f.name for f in dataclasses.fields(head_class(parent.split(".")[1]).Config)]
+    if parent == "env.options":
+        from envs.registry import env_options
+
+        env = next((o.split("=", 1)[1] for o in overrides if o.startswith("env=")), "")
+        return list(env_options(env))
     sub = {
         "eval": EvalConfig,
         "logger": LoggerConfig,
@@ -261,15 +280,16 @@ def build(raw: dict) -> TrainConfig:
         )
     agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
     env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")
-    from envs import registered_envs
+    from envs.registry import check_env_name
 
-    if env_cfg.name not in registered_envs():
-        close = difflib.get_close_matches(env_cfg.name, registered_envs(), n=5, cutoff=0.4)
-        hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise ConfigError(
-            f"env.name={env_cfg.name!r} is not a registered environment.{hint} "
-            f"Accepted: {', '.join(registered_envs())}"
-        )
+    try:
+        check_env_name(env_cfg.name)
+    except (ValueError, ImportError) as e:
+        raise ConfigError(str(e)) from None
+    if env_cfg.name.startswith("atari/"):
+        from envs.atari import atari_config
+
+        atari_config(env_cfg.options)  # validates env.options before any compile
     heads = {}
     for name, hraw in (raw.pop("heads", None) or {}).items():
         try:

@@ -44,7 +44,7 @@ WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 def build_agent(cfg: TrainConfig):
     """The env, heads and agent a config describes (no compilation yet)."""
     agent_cls, _ = agent_classes()[cfg.agent_name]
-    env = make_env(cfg.env.name, cfg.agent.num_envs)
+    env = make_env(cfg.env.name, cfg.agent.num_envs, **cfg.env.options)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
     agent = agent_cls(cfg.agent, env, heads, total_updates=1)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
@@ -112,7 +112,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     n_chunks = math.ceil(num_updates / upc)
     eval_every = cfg.eval.every or max(cfg.total_timesteps // 10, 1)
     ckpt_every = cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1)
-    eval_env = make_env(cfg.env.name, cfg.eval.episodes)
+    eval_env = make_env(cfg.env.name, cfg.eval.episodes, **cfg.env.options)
     eval_steps = cfg.eval.max_steps or env.spec.max_episode_steps
 
     hps = grid_points(cfg, agent.default_hparams())
