@@ -22,12 +22,12 @@ pytest.importorskip("ale_py")
 
 @pytest.fixture(scope="module")
 def rollout():
-    """250 steps of 2 Breakout envs with 25-step episodes, into a 120-row frame replay (it
+    """160 steps of 2 Breakout envs with 20-step episodes, into a 100-row frame replay (it
     wraps) and a dense replay of the same rows."""
     from envs.atari import AtariConfig, AtariVecEnv
 
-    env = AtariVecEnv("Breakout", 2, AtariConfig(max_frames=4 * 25))
-    rows, steps = 120, 250
+    env = AtariVecEnv("Breakout", 2, AtariConfig(max_frames=4 * 20))
+    rows, steps = 100, 160
 
     @jax.jit
     def run(key):
@@ -94,6 +94,7 @@ def test_nstep_targets_match_a_direct_walk(rollout):
     )
     start = (int(fr.pos) - int(fr.size)) % cap
     d = jax.tree.map(np.asarray, dense.data)
+    tr, disc = jax.tree.map(np.asarray, (tr, disc))
     for i in range(len(j)):
         ret, g = 0.0, 1.0
         for k in range(n_step):
@@ -104,7 +105,7 @@ def test_nstep_targets_match_a_direct_walk(rollout):
                 break
         assert np.isclose(float(tr.reward[i]), ret), i
         assert np.isclose(float(disc[i]), g * (1 - d.terminated[r, env[i]])), i
-        np.testing.assert_array_equal(np.asarray(tr.next_obs[i]), d.next_obs[r, env[i]])
+        np.testing.assert_array_equal(tr.next_obs[i], d.next_obs[r, env[i]])
     a, da = frame_replay_sample(fr, jax.random.PRNGKey(0), 64, n_step, gamma)
     assert a.obs.shape == (64, 84, 84, 4) and a.next_obs.dtype == jnp.uint8
     assert da.shape == (64,)
