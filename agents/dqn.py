@@ -28,7 +28,7 @@ from rl_aux.learner import (
     set_lr,
 )
 from rl_aux.networks.network import NetworkConfig, make_network
-from rl_aux.replay import ReplayState, replay_add, replay_init, replay_sample
+from rl_aux.replay import replay_functions
 from rl_aux.types import Transition
 
 
@@ -55,6 +55,7 @@ class DQNConfig:
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
     loss: str = spec("mse", choices=("mse", "huber"))
+    replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
     gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
@@ -70,7 +71,7 @@ class DQNState:
     aux_target: Any  # EMA copy for heads that need one, else None
     opt_state: Any
     bal_state: Any
-    replay: ReplayState
+    replay: Any  # rl_aux.replay.ReplayState or rl_aux.frame_replay.FrameReplayState
     env_state: Any
     obs: chex.Array
     key: chex.PRNGKey
@@ -103,6 +104,7 @@ class DQN:
         self.balancer = balancer_from(cfg)
         self.tx = make_optimizer(cfg)
         self.rows = cfg.buffer_size // cfg.num_envs
+        self._replay_init, self._replay_add, self._replay_sample = replay_functions(cfg.replay)
 
     def default_hparams(self) -> dict:
         return default_hparams(self.cfg, self.suite)
@@ -137,7 +139,7 @@ class DQN:
             aux_target=params if self.suite.needs_target else None,
             opt_state=opt_state,
             bal_state=self.balancer.tx.init(params),
-            replay=replay_init(example, self.rows),
+            replay=self._replay_init(example, self.rows),
             env_state=env_state,
             obs=ts.obs,
             key=key,
@@ -189,7 +191,9 @@ class DQN:
         def one(c, _):
             params, aux_target, opt_state, bal_state, key = c
             key, k_s, k_l = jax.random.split(key, 3)
-            tr, discount = replay_sample(state.replay, k_s, cfg.batch_size, cfg.n_step, cfg.gamma)
+            tr, discount = self._replay_sample(
+                state.replay, k_s, cfg.batch_size, cfg.n_step, cfg.gamma
+            )
             fn = lambda p: self._losses(
                 p, state.target_params, aux_target, tr, discount, state.hparams, k_l
             )
@@ -236,7 +240,7 @@ class DQN:
         from their host loop (agents/host_loop.py)."""
         cfg = self.cfg
         eps = self.epsilon(state.update * cfg.num_envs)
-        state = state.replace(replay=replay_add(state.replay, tr), update=state.update + 1)
+        state = state.replace(replay=self._replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
         learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
         _, m_shape = jax.eval_shape(self._learn, state)

@@ -1,7 +1,8 @@
-"""Env names -> batched envs. `gymnax/<name>` for gymnax tasks; other families register here.
+"""Env names -> batched envs. `gymnax/<name>` for gymnax tasks, `atari/<Game>` for every ROM
+ale-py ships (needs the `atari` extra); other families register here.
 
-`nethack/<task>` and `minihack/<task>` are host-stepped (envs/nethack.py) and take
-`env.options` (NetHackOptions); other families take none."""
+`nethack/<task>` and `minihack/<task>` are host-stepped (envs/nethack.py). `atari/*`,
+`nethack/*` and `minihack/*` take `env.options`; other families take none."""
 
 from __future__ import annotations
 
@@ -25,25 +26,71 @@ def registered_envs() -> list[str]:
         + ["fsgrid/Open8x8", "barfi/Grid7x7"]
         + [f"four_rooms/{t}" for t in FOUR_ROOMS_TASKS]
         + list(nethack_tasks())
+        + _atari_names()
+    )
+
+
+def _atari_names() -> list[str]:
+    from envs.atari import ale_games, atari_available
+
+    return [f"atari/{g}" for g in ale_games()] if atari_available() else []
+
+
+def env_options(name: str) -> dict:
+    """The default `env.options` of an Atari env (its protocol flags), as plain data; else {}."""
+    if name.startswith("atari/"):
+        from envs.atari import AtariConfig
+        from rl_aux.configs import to_dict
+
+        return to_dict(AtariConfig())
+    return {}
+
+
+def check_env_name(name: str) -> None:
+    """Raise ValueError (close matches, or what to install) unless `name` is registered."""
+    if name in registered_envs():
+        return
+    family, _, task = name.partition("/")
+    if family == "atari":
+        from envs.atari import check_game
+
+        check_game(task)  # raises ImportError with the install hint, or close matches
+    close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.4)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ValueError(
+        f"env.name={name!r} is not a registered environment.{hint} "
+        f"Accepted: {', '.join(registered_envs())}."
     )
 
 
 def check_env_options(name: str, options: dict | None) -> None:
     """Validate `env.options` for env `name` (ConfigError naming the field)."""
-    if name.partition("/")[0] in ("nethack", "minihack"):
+    family = name.partition("/")[0]
+    if family in ("nethack", "minihack"):
         parse_options(name, options)
+    elif family == "atari":
+        from envs.atari import atari_config
+
+        atari_config(dict(options or {}))
     elif options:
         raise ConfigError(
             f"env.options={dict(options)!r}: env {name!r} takes no options "
-            "(only nethack/* and minihack/* envs do)"
+            "(only atari/*, nethack/* and minihack/* envs do)"
         )
 
 
 def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 0) -> VecEnv:
-    """Build the batched env `name` (e.g. 'gymnax/CartPole-v1') with `num_envs` copies."""
+    """Build the batched env `name` (e.g. 'gymnax/CartPole-v1') with `num_envs` copies.
+
+    `options` go to the family's config (Atari: envs.atari.AtariConfig; NLE: NetHackOptions);
+    `seed` seeds host-stepped games (JAX envs take their keys from the learner)."""
     family, _, task = name.partition("/")
     if family in ("nethack", "minihack") and name in nethack_tasks():
         return NLEVecEnv(name, num_envs, options, seed)
+    if family == "atari":
+        from envs.atari import AtariVecEnv, atari_config
+
+        return AtariVecEnv(task, num_envs, atari_config(dict(options or {})))
     check_env_options(name, options)
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)

@@ -338,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--_worker":
         kind, rest = argv[1], argv[2:]
-        if kind == "ours":
+        if kind.startswith("atari_"):
+            from experiments.bench_atari import worker
+
+            out = worker(kind, rest)
+        elif kind == "ours":
             out = _worker_ours(rest[0], rest[1], int(rest[2]), int(rest[3]))
         elif kind == "blend":
             out = _worker_blend(rest[0], int(rest[1]), int(rest[2]))
@@ -351,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
     p = argparse.ArgumentParser(prog="rl-aux bench", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="core", choices=sorted([*SUITES, "blend", "nethack"]))
+    p.add_argument(
+        "--suite", default="core", choices=sorted([*SUITES, "atari", "blend", "nethack"])
+    )
+    p.add_argument("--num-envs", default="8,16", help="atari suite: comma-separated env counts")
+    p.add_argument("--conv", default="patches", choices=("patches", "lax"), help="atari suite")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
@@ -385,6 +393,11 @@ def main(argv: list[str] | None = None) -> int:
             with open(a.json, "w") as f:
                 json.dump({"suite": "nethack", "rows": rows, "machine": _machine()}, f, indent=2)
         return 0
+    if a.suite == "atari":
+        from experiments.bench_atari import main as atari_main
+
+        envs = [int(n) for n in a.num_envs.split(",")]
+        return atari_main(envs, a.conv, max(int(4000 * a.scale), 64), a.json)
     if a.suite == "blend":
         rows = run_blend_suite(seeds, a.scale)
         print(BLEND_HEADER)

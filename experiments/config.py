@@ -49,7 +49,7 @@ def agent_classes() -> dict[str, tuple[type, type]]:
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     name: str = "gymnax/CartPole-v1"
-    options: dict = dataclasses.field(default_factory=dict)  # family options (nethack/minihack)
+    options: dict = dataclasses.field(default_factory=dict)  # family flags (atari, nethack)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +154,15 @@ def _register_generated_groups() -> None:
         cs.store(
             group="reward", name=name, node={"name": name, **to_dict(reward_class(name).Config())}
         )
+    from envs.registry import env_options, registered_envs
+
+    nle = set(nethack_tasks())
+    for name in registered_envs():  # envs without a yaml file (e.g. atari/<Game>)
+        if name in nle or os.path.exists(os.path.join(CONFIG_DIR, "env", f"{name}.yaml")):
+            continue
+        family, _, task = name.rpartition("/")
+        node = {"name": name, "options": env_options(name)}
+        cs.store(group=f"env/{family}", name=task, node=node, package="env")
 
 
 def compose(overrides: list[str]) -> dict:
@@ -214,9 +223,15 @@ def _missing_option_message(msg: str) -> str:
     choices = opts.group(2).split() if opts else []
     if group.startswith("env"):
         from envs import registered_envs
+        from envs.registry import check_env_name
 
-        choices = registered_envs()
         option = missing.partition("/")[2]
+        try:  # a known family explains itself (close matches, or what to install)
+            check_env_name(option)
+        except (ValueError, ImportError) as e:
+            if option.startswith("atari/"):
+                return str(e)
+        choices = registered_envs()
         group = "env"
     close = difflib.get_close_matches(option, choices, n=5, cutoff=0.4)
     hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -273,6 +288,15 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
             return []
     if head == "heads" and parent.count(".") == 1:
         return [f.name for f in dataclasses.fields(head_class(parent.split(".")[1]).Config)]
+    if parent == "env.options":
+        from envs.registry import env_options
+
+        env = next((o.split("=", 1)[1] for o in overrides if o.startswith("env=")), "")
+        if env.partition("/")[0] in ("nethack", "minihack"):
+            return list(NETHACK_OPTION_DEFAULTS)
+        return list(env_options(env)) or [
+            "(none: only atari/*, nethack/*, minihack/* take options)"
+        ]
     sub = {
         "eval": EvalConfig,
         "logger": LoggerConfig,
@@ -301,18 +325,15 @@ def build(raw: dict) -> TrainConfig:
         )
     agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
     env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")
-    from envs import registered_envs
+    from envs.registry import check_env_name
 
-    if env_cfg.name not in registered_envs():
-        close = difflib.get_close_matches(env_cfg.name, registered_envs(), n=5, cutoff=0.4)
-        hint = f" Close matches: {', '.join(close)}." if close else ""
-        raise ConfigError(
-            f"env.name={env_cfg.name!r} is not a registered environment.{hint} "
-            f"Accepted: {', '.join(registered_envs())}"
-        )
+    try:
+        check_env_name(env_cfg.name)
+    except (ValueError, ImportError) as e:
+        raise ConfigError(str(e)) from None
     from envs.registry import check_env_options
 
-    check_env_options(env_cfg.name, env_cfg.options)
+    check_env_options(env_cfg.name, env_cfg.options)  # before any compile
     heads = {}
     for name, hraw in (raw.pop("heads", None) or {}).items():
         try:

@@ -117,7 +117,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     n_chunks = math.ceil(num_updates / upc)
     eval_every = cfg.eval.every or max(cfg.total_timesteps // 10, 1)
     ckpt_every = cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1)
-    eval_env = make_env(cfg.env.name, cfg.eval.episodes)
+    eval_env = make_env(cfg.env.name, cfg.eval.episodes, cfg.env.options)
     eval_steps = cfg.eval.max_steps or env.spec.max_episode_steps
 
     hps = grid_points(cfg, agent.default_hparams())

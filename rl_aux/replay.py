@@ -55,10 +55,30 @@ def replay_sample(
         return tr, gamma * (1.0 - tr.terminated.astype(jnp.float32))
     rows = (start + j[:, None] + jnp.arange(n_step)[None, :]) % cap  # [B, n]
     get = lambda x: x[rows, env[:, None]]  # [B, n, ...]
-    reward = get(state.data.reward)
-    term = get(state.data.terminated).astype(jnp.float32)
-    done = jnp.logical_or(get(state.data.terminated), get(state.data.truncated)).astype(jnp.float32)
+    ret, last, discount, term_last, trunc_last = nstep_return(
+        get(state.data.reward), get(state.data.terminated), get(state.data.truncated), gamma
+    )
+    last_row = jnp.take_along_axis(rows, last[:, None], 1)[:, 0]
+    first = lambda x: x[rows[:, 0], env]
+    tr = Transition(
+        obs=first(state.data.obs),
+        action=first(state.data.action),
+        reward=ret,
+        terminated=term_last,
+        truncated=trunc_last,
+        next_obs=state.data.next_obs[last_row, env],
+    )
+    return tr, discount
 
+
+def nstep_return(reward, terminated, truncated, gamma: float):
+    """n-step return over windows [B, n] that stop at the first episode end.
+
+    Returns (return, index of the last step taken, discount = gamma^m * (1 - terminated) for
+    the m steps taken, terminated and truncated of that last step)."""
+    batch_size, n_step = reward.shape
+    term = terminated.astype(jnp.float32)
+    done = jnp.logical_or(terminated, truncated).astype(jnp.float32)
     # alive[k] = no episode end strictly before step k of the window
     alive = jnp.cumprod(jnp.concatenate([jnp.ones((batch_size, 1)), 1.0 - done[:, :-1]], 1), 1)
     disc = gamma ** jnp.arange(n_step, dtype=jnp.float32)
@@ -66,16 +86,19 @@ def replay_sample(
     # the last step taken: first episode end in the window, else n - 1
     last = jnp.where(done.any(1), jnp.argmax(done, 1), n_step - 1)
     m = last + 1
-    last_row = jnp.take_along_axis(rows, last[:, None], 1)[:, 0]
     term_last = jnp.take_along_axis(term, last[:, None], 1)[:, 0]
     discount = (gamma ** m.astype(jnp.float32)) * (1.0 - term_last)
-    first = lambda x: x[rows[:, 0], env]
-    tr = Transition(
-        obs=first(state.data.obs),
-        action=first(state.data.action),
-        reward=ret,
-        terminated=term_last.astype(bool),
-        truncated=jnp.take_along_axis(get(state.data.truncated), last[:, None], 1)[:, 0],
-        next_obs=state.data.next_obs[last_row, env],
-    )
-    return tr, discount
+    trunc_last = jnp.take_along_axis(truncated, last[:, None], 1)[:, 0]
+    return ret, last, discount, term_last.astype(bool), trunc_last
+
+
+def replay_functions(kind: str):
+    """(init, add, sample) of a replay kind: 'uniform' (this module) or 'frames'
+    (rl_aux/frame_replay.py: stacked uint8 frames stored once, for Atari)."""
+    if kind == "uniform":
+        return replay_init, replay_add, replay_sample
+    if kind == "frames":
+        from rl_aux.frame_replay import frame_replay_add, frame_replay_init, frame_replay_sample
+
+        return frame_replay_init, frame_replay_add, frame_replay_sample
+    raise ValueError(f"replay={kind!r}; accepted: uniform, frames")

@@ -17,7 +17,7 @@ import numpy as np
 
 from rl_aux.configs import spec
 from rl_aux.networks.cores import RecurrentCore, initial_carry
-from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso
+from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso, orthogonal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +30,7 @@ class NetworkConfig:
     init: str = spec("orthogonal", choices=("orthogonal", "lecun"))
     features: int = spec(512, ge=1)  # CNN torso output width
     impala_width: float = spec(1.0, gt=0.0)
+    conv: str = spec("lax", choices=("lax", "patches"))  # CNN convolutions: XLA's, or matmuls
     separate_critic: bool = False  # PPO: a second torso for the value (PureJaxRL style)
     core: str = spec("none", choices=("none", "lstm", "gru"))
     core_hidden: int = spec(128, ge=1)
@@ -41,10 +42,10 @@ def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
     if cfg.torso == "mlp":
         return MLPTorso(cfg.hidden, cfg.activation, cfg.init, obs_ndim, name=name)
     if cfg.torso == "nature_cnn":
-        return TORSOS["nature_cnn"](cfg.features, cfg.init, name=name)
+        return TORSOS["nature_cnn"](cfg.features, cfg.init, cfg.conv, name=name)
     if cfg.torso == "impala_cnn":
         return TORSOS["impala_cnn"](
-            width_multiplier=cfg.impala_width, features=cfg.features, name=name
+            width_multiplier=cfg.impala_width, features=cfg.features, conv=cfg.conv, name=name
         )
     if cfg.torso in ("nethack", "minihack"):  # dict observations (envs/nethack.py)
         from rl_aux.networks.nethack import NetHackEncoder
@@ -70,7 +71,7 @@ class AgentNetwork(nn.Module):
         if cfg.core != "none":
             self.core = RecurrentCore(cfg.core, cfg.core_hidden)
         orth = cfg.init == "orthogonal"
-        k = lambda s: nn.initializers.orthogonal(s) if orth else nn.initializers.lecun_normal()
+        k = lambda s: orthogonal(s) if orth else nn.initializers.lecun_normal()
         act = ACTIVATIONS[cfg.activation]
         self._act = act
         self.head_layers = [nn.Dense(w, kernel_init=k(np.sqrt(2))) for w in cfg.head_hidden]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,11 +13,31 @@ ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 
 
 def _kernel_init(init: str, scale: float = np.sqrt(2)):
-    return (
-        nn.initializers.orthogonal(scale)
-        if init == "orthogonal"
-        else nn.initializers.lecun_normal()
-    )
+    return orthogonal(scale) if init == "orthogonal" else nn.initializers.lecun_normal()
+
+
+def orthogonal(scale: float = 1.0):
+    """nn.initializers.orthogonal, but under `vmap` (seeds) the QRs run one after another.
+
+    A batched QR of a large kernel (Nature-CNN's 3136x512 Dense, 2 vmapped seeds) waits
+    forever inside jaxlib 0.10.2's CPU LAPACK kernel (ParallelBatchMap on XLA's thread pool;
+    seen in a gdb backtrace); `lax.map` gives it one matrix at a time."""
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        @jax.custom_batching.custom_vmap
+        def one(k):
+            return base(k, shape, dtype)
+
+        @one.def_vmap
+        def _batched(axis_size, in_batched, k):
+            if not in_batched[0]:
+                k = jnp.broadcast_to(k, (axis_size,) + k.shape)
+            return jax.lax.map(lambda kk: base(kk, shape, dtype), k), True
+
+        return one(key)
+
+    return init
 
 
 def _as_float(obs: jnp.ndarray) -> jnp.ndarray:
@@ -46,11 +67,55 @@ class MLPTorso(nn.Module):
         return x
 
 
+class PatchConv(nn.Module):
+    """A 2-D convolution as strided slices + one matmul, with nn.Conv's parameters.
+
+    XLA:CPU runs convolution weight-gradients inside loops (`lax.scan`) on a very slow path
+    (jax-ml/jax#12868); as a matmul the same layer is fast in and out of loops (measured in
+    docs/atari.md). Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
+
+    features: int
+    kernel_size: tuple = (3, 3)
+    strides: tuple = (1, 1)
+    padding: str = "SAME"
+    kernel_init: object = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        cin = x.shape[-1]
+        w = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features))
+        b = self.param("bias", nn.initializers.zeros, (self.features,))
+        if self.padding == "SAME":
+            ph, pw = _same_pad(x.shape[1], kh, sh), _same_pad(x.shape[2], kw, sw)
+            x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+        oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+        cols = [
+            x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        patches = jnp.stack(cols, -2).reshape(x.shape[0], oh, ow, kh * kw * cin)
+        return patches @ w.reshape(kh * kw * cin, self.features) + b
+
+
+def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv(impl: str):
+    """nn.Conv (XLA's convolution) or PatchConv (slices + matmul), same parameters."""
+    return PatchConv if impl == "patches" else nn.Conv
+
+
 class NatureCNN(nn.Module):
     """Mnih et al. (2015) conv torso: 32x8s4, 64x4s2, 64x3s1, Dense(512); input [..., H, W, C]."""
 
     features: int = 512
     init: str = "orthogonal"
+    conv: str = "lax"  # 'patches': PatchConv (fast weight-gradients inside lax.scan on CPU)
 
     @nn.compact
     def __call__(self, obs):
@@ -58,9 +123,10 @@ class NatureCNN(nn.Module):
         lead = x.shape[:-3]
         x = x.reshape((-1,) + x.shape[-3:])
         k = _kernel_init(self.init)
-        x = nn.relu(nn.Conv(32, (8, 8), (4, 4), padding="VALID", kernel_init=k)(x))
-        x = nn.relu(nn.Conv(64, (4, 4), (2, 2), padding="VALID", kernel_init=k)(x))
-        x = nn.relu(nn.Conv(64, (3, 3), (1, 1), padding="VALID", kernel_init=k)(x))
+        conv = _conv(self.conv)
+        x = nn.relu(conv(32, (8, 8), (4, 4), "VALID", kernel_init=k, name="Conv_0")(x))
+        x = nn.relu(conv(64, (4, 4), (2, 2), "VALID", kernel_init=k, name="Conv_1")(x))
+        x = nn.relu(conv(64, (3, 3), (1, 1), "VALID", kernel_init=k, name="Conv_2")(x))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.features, kernel_init=k)(x))
         return x.reshape(lead + (self.features,))
@@ -68,11 +134,12 @@ class NatureCNN(nn.Module):
 
 class _ResidualBlock(nn.Module):
     channels: int
+    conv: str = "lax"
 
     @nn.compact
     def __call__(self, x):
-        y = nn.Conv(self.channels, (3, 3))(nn.relu(x))
-        y = nn.Conv(self.channels, (3, 3))(nn.relu(y))
+        y = _conv(self.conv)(self.channels, (3, 3), name="Conv_0")(nn.relu(x))
+        y = _conv(self.conv)(self.channels, (3, 3), name="Conv_1")(nn.relu(y))
         return x + y
 
 
@@ -82,18 +149,19 @@ class ImpalaCNN(nn.Module):
     stack_sizes: Sequence[int] = (16, 32, 32)
     width_multiplier: float = 1.0
     features: int = 256
+    conv: str = "lax"  # 'patches': PatchConv (see NatureCNN)
 
     @nn.compact
     def __call__(self, obs):
         x = _as_float(obs)
         lead = x.shape[:-3]
         x = x.reshape((-1,) + x.shape[-3:])
-        for size in self.stack_sizes:
+        for i, size in enumerate(self.stack_sizes):
             c = int(size * self.width_multiplier)
-            x = nn.Conv(c, (3, 3))(x)
+            x = _conv(self.conv)(c, (3, 3), name=f"Conv_{i}")(x)
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
-            x = _ResidualBlock(c)(x)
-            x = _ResidualBlock(c)(x)
+            x = _ResidualBlock(c, self.conv)(x)
+            x = _ResidualBlock(c, self.conv)(x)
         x = nn.relu(x).reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.features)(x))
         return x.reshape(lead + (self.features,))
