@@ -35,6 +35,9 @@ def train_main(argv: list[str]) -> int:
 
     try:
         run_experiment(cfg, argv)
+    except ConfigError as e:
+        print(f"rl-aux train: config error: {e}", file=sys.stderr)
+        return 2
     except (FileExistsError, ResumeMismatch) as e:
         print(f"rl-aux train: {e}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from envs import make_env
 from experiments.config import TrainConfig, agent_classes, flatten_dict
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
+from rl_aux.configs import ConfigError
 from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
@@ -458,6 +459,12 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
     from experiments.config import _torso, load_config
 
+    if cfg.reward_name != "env":  # built (rl_aux/rewards, rl_aux/llm) but not in the trainer yet
+        raise ConfigError(
+            f"reward={cfg.reward_name} is not wired into `rl-aux train` yet: training would "
+            "silently use the env reward. Accepted here: reward=env. Use the reward module's "
+            "API directly (docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
+        )
     configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
     results = []
     if cfg.variants:
