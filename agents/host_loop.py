@@ -7,10 +7,14 @@ the behaviour policy lags the learner by one or two updates and its log-probs ar
 the PPO ratio is taken against the policy that acted). `overlap=False` alternates instead.
 DQN: one vector step at a time, jitted act + jitted `DQN.observe` (replay buffer donated).
 
-Reward hook for host-side reward modules (e.g. LLM subgoal rewards): `reward_fn(rollout)`
-is called on every finished `HostRollout` before the update and returns the rewards [T, N]
-the learner should optimise; `rollout.messages[t][i]` is the message text of env i's true
-successor observation at step t and `rollout.host_obs` its raw arrays (env.options.host_keys).
+Host-side reward sources (LLM subgoal rewards, rl_aux/llm/shaper.py; the KeyRoom oracle):
+a source's `step_ids(prev, actions, next)` runs on the acting thread once per vector step
+(string work only), its `rollout_rewards(ids, dones)` once per rollout; the result lands in
+`rollout.aux["r_aux/<name>"]` [T, N]. Then `reward_fn(rollout)` (for `rl-aux train`: the
+configured reward module, e.g. r_ext + r_aux) returns the rewards [T, N] the learner
+optimises; `rollout.reward` keeps the env's reward for statistics. `rollout.messages[t][i]` is
+the message text of env i's true successor observation at step t and `rollout.host_obs` its
+raw arrays (env.options.host_keys).
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +34,21 @@ import numpy as np
 
 from rl_aux.networks.network import network_initial_carry
 from rl_aux.types import Transition
+
+
+class HostRewardSource(Protocol):
+    """An auxiliary reward computed on the host from NLE observations (see the module doc)."""
+
+    name: str  # the rollout gets aux["r_aux/<name>"]
+    host_keys: tuple  # NLE arrays step_ids reads (added to env.options.host_keys)
+
+    def step_ids(self, prev: Mapping, actions: Sequence[int], nxt: Mapping) -> np.ndarray: ...
+
+    def rollout_rewards(self, ids: np.ndarray, dones: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+    def metrics(self) -> dict: ...
 
 
 @dataclasses.dataclass
@@ -53,6 +72,9 @@ class HostRollout:
     messages: list  # [T][N] message text of next_obs
     host_obs: dict  # [T, N, ...] arrays of env.options.host_keys (next_obs), may be empty
     params_version: int  # learner update whose params acted
+    source_ids: np.ndarray | None = None  # [T, N] per-step ids of the reward source
+    aux: dict = dataclasses.field(default_factory=dict)  # "r_aux/<source>": [T, N]
+    learn_reward: np.ndarray | None = None  # what the learner optimises (default: reward)
 
 
 def episode_stats(done: np.ndarray, lost: np.ndarray, ret: np.ndarray, length: np.ndarray):
@@ -64,8 +86,24 @@ def episode_stats(done: np.ndarray, lost: np.ndarray, ret: np.ndarray, length: n
 class HostPPO:
     """Recurrent or feed-forward PPO on a host-stepped env; see the module docstring."""
 
-    def __init__(self, agent, env, reward_fn: Callable | None = None, overlap: bool = True):
+    def __init__(
+        self,
+        agent,
+        env,
+        reward_fn: Callable | None = None,
+        overlap: bool = True,
+        source: HostRewardSource | None = None,
+    ):
         self.agent, self.env, self.reward_fn, self.overlap = agent, env, reward_fn, overlap
+        self.source = source
+        if source is not None:
+            have = set(getattr(env, "keys", ()))
+            missing = [k for k in source.host_keys if k not in have]
+            if missing:
+                raise ValueError(
+                    f"reward source {source.name!r} reads {missing}: add them to "
+                    "env.options.host_keys"
+                )
         self.cfg = agent.cfg
         net = agent.net
 
@@ -130,7 +168,7 @@ class HostPPO:
             k: []
             for k in (
                 "obs next_obs action reward terminated truncated first logp value carry_in "
-                "episode_return episode_length lost messages host"
+                "episode_return episode_length lost messages host ids"
             ).split()
         }
         for _ in range(T):
@@ -156,6 +194,9 @@ class HostPPO:
             rec["messages"].append(env.last_messages())
             host = env.last_host_obs()
             rec["host"].append({k: host[k] for k in keys_host})
+            if self.source is not None:
+                rec["ids"].append(self.source.step_ids(env_state["host"], np.asarray(a), host))
+                env_state["host"] = env.current_host_obs()
             obs, carry, first = ts.obs, carry_new, ts.done
         env_state.update(obs=obs, carry=carry, first=first, key=key)
         stack = lambda xs: jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *xs)
@@ -177,6 +218,7 @@ class HostPPO:
             messages=rec["messages"],
             host_obs=stack(rec["host"]) if keys_host else {},
             params_version=version,
+            source_ids=np.stack(rec["ids"]) if rec["ids"] else None,
         )
 
     # ------------------------------------------------------------------ training
@@ -191,7 +233,10 @@ class HostPPO:
             "carry": network_initial_carry(agent.cfg.network, n),
             "first": np.ones(n, bool),
             "key": k_act,
+            "host": env.current_host_obs(),
         }
+        if self.source is not None:
+            self.source.reset()
         shared = {"params": state.params, "version": 0}
         q: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
@@ -226,11 +271,15 @@ class HostPPO:
                             continue
                 else:
                     roll = self._collect(shared["params"], shared["version"], env_state)
+                if self.source is not None:  # rollouts arrive in order: per-episode state holds
+                    dones = roll.terminated | roll.truncated
+                    r_aux = self.source.rollout_rewards(roll.source_ids, dones)
+                    roll.aux[f"r_aux/{self.source.name}"] = np.asarray(r_aux, np.float32)
                 if self.reward_fn is not None:
-                    roll.reward = np.asarray(self.reward_fn(roll), np.float32)
-                    if roll.reward.shape != roll.action.shape:
+                    roll.learn_reward = np.asarray(self.reward_fn(roll), np.float32)
+                    if roll.learn_reward.shape != roll.action.shape:
                         raise ValueError(
-                            f"reward_fn returned shape {roll.reward.shape}, expected "
+                            f"reward_fn returned shape {roll.learn_reward.shape}, expected "
                             f"{roll.action.shape} ([T, N])"
                         )
                 state, m = self._learn(state, _device_roll(roll))
@@ -253,11 +302,10 @@ class HostPPO:
 
 
 def _device_roll(r: HostRollout) -> dict:
-    out = {
-        f.name: getattr(r, f.name)
-        for f in dataclasses.fields(r)
-        if f.name not in ("messages", "host_obs", "params_version", "lost")
-    }
+    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "aux", "learn_reward")
+    out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
+    if r.learn_reward is not None:
+        out["reward"] = r.learn_reward
     if out["carry_in"] is None:
         out.pop("carry_in")
         out.pop("carry_last")
@@ -305,8 +353,56 @@ class HostDQN:
         return state
 
 
+# ---------------------------------------------------------------------- reward modules
+HOST_REWARDS = ("env", "subgoal", "ellm", "keyroom_oracle")  # `reward=` on host-stepped envs
+
+
+def source_host_keys(reward_name: str) -> tuple:
+    """NLE arrays the reward's host source reads (the trainer adds them to env host_keys)."""
+    if reward_name in ("subgoal", "ellm"):
+        from rl_aux.llm.caption import OBS_KEYS
+
+        return OBS_KEYS
+    if reward_name == "keyroom_oracle":
+        from rl_aux.rewards.keyroom_oracle import NEEDS
+
+        return NEEDS
+    return ()
+
+
+def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
+    """The host source and `reward_fn` of `cfg.reward` (the reward module, applied on host)."""
+    from rl_aux.configs import ConfigError
+    from rl_aux.rewards import reward_class
+
+    name = cfg.reward_name
+    if name not in HOST_REWARDS:
+        raise ConfigError(
+            f"reward={name} is not supported on host-stepped envs ({cfg.env.name}); "
+            f"accepted: {', '.join(HOST_REWARDS)}"
+        )
+    if name == "env":
+        return None, None
+    if name == "keyroom_oracle":
+        from rl_aux.rewards.keyroom_oracle import KeyRoomOracleSource
+
+        source = KeyRoomOracleSource(cfg.reward.beta, env.num_envs, env.action_names)
+    else:
+        from rl_aux.llm.shaper import SubgoalShaper
+
+        source = SubgoalShaper(cfg.reward, cfg.llm, env.action_names, env.num_envs)
+    module = reward_class(name)(cfg.reward, cfg.agent.gamma)
+
+    def reward_fn(roll: HostRollout) -> np.ndarray:
+        tr = Transition(None, roll.action, roll.reward, roll.terminated, roll.truncated, None)
+        r, _ = module.reward({}, tr.replace(extras=roll.aux))
+        return np.asarray(r, np.float32)
+
+    return source, reward_fn
+
+
 # ---------------------------------------------------------------------- trainer entry point
-def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = None) -> dict:
+def run_host(cfg, env, agent, quiet: bool = False) -> dict:
     """`rl-aux train` for host-stepped envs: seeds one after another, rows to the run store."""
     import os
 
@@ -324,6 +420,9 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
     log_every = max(1, round((cfg.logger.log_interval or cfg.total_timesteps // 100) / spu))
     summary: dict = {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": {}}
     opened = False
+    source, reward_fn = host_reward(cfg, env)
+    if source is not None and agent.kind == "q":
+        raise ValueError(f"reward={cfg.reward_name} is wired into host PPO only, not DQN")
     try:
         for s in range(cfg.num_seeds):
             seed = cfg.seed + s
@@ -331,10 +430,14 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
             t0 = time.perf_counter()
             state = agent.init(k_init, hp)
             acc = {"eps": 0, "ret": 0.0, "len": 0.0, "m": [], "t": 0.0, "steps": 0, "succ": 0}
+            acc["aux"] = 0.0  # aux return of the episodes finished in this logging block
+            aux_running = np.zeros(env.num_envs)  # per env, the running episode's aux return
             tail: list[tuple[int, float]] = []
             lost0 = env.lost_episodes
 
-            def on_update(i, m, data, dt, seed=seed, acc=acc, tail=tail, lost0=lost0):
+            def on_update(
+                i, m, data, dt, seed=seed, acc=acc, tail=tail, lost0=lost0, aux_run=aux_running
+            ):
                 nonlocal opened
                 if isinstance(data, HostRollout):
                     done = data.terminated | data.truncated
@@ -343,6 +446,13 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                     )
                     # success: a natural end with a positive final reward (MiniHack's goal)
                     acc["succ"] += int((data.terminated & (data.reward > 0) & ~data.lost).sum())
+                    if data.aux:
+                        r_aux = sum(data.aux.values())
+                        for t in range(r_aux.shape[0]):
+                            aux_run += r_aux[t]
+                            fin = done[t] & ~data.lost[t]
+                            acc["aux"] += float(aux_run[fin].sum())
+                            aux_run[done[t]] = 0.0
                 else:
                     done = data.terminated | data.truncated
                     ex = data.extras
@@ -364,6 +474,9 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                 row["charts/episodic_length"] = acc["len"] / eps if eps else math.nan
                 row["charts/episodes"] = eps
                 row["charts/success_rate"] = acc["succ"] / eps if eps else math.nan
+                if source is not None:  # mean auxiliary return of the episodes that finished
+                    row["charts/aux_return"] = acc["aux"] / eps if eps else math.nan
+                    row.update(source.metrics())
                 skip = {"episodes", "episode_return_sum", "episode_length_sum"}
                 for k in acc["m"][0]:
                     if k not in skip:
@@ -387,12 +500,12 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
                         file=sys.stderr,
                         flush=True,
                     )
-                acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0)
+                acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0, aux=0.0)
 
             if agent.kind == "q":
                 HostDQN(agent, env).train(state, num_updates, k_train, on_update)
             else:
-                loop = HostPPO(agent, env, reward_fn, overlap=env.opts.overlap)
+                loop = HostPPO(agent, env, reward_fn, env.opts.overlap, source)
                 loop.train(state, num_updates, k_train, on_update)
             cut = num_updates * spu * 0.9
             last = [(r, e) for st, r, e in tail if st > cut] or [(r, e) for _, r, e in tail[-1:]]
@@ -403,6 +516,8 @@ def run_host(cfg, env, agent, quiet: bool = False, reward_fn: Callable | None = 
     finally:
         store.close()
         env.close()
+        if source is not None and hasattr(source, "close"):
+            source.close()
     if not quiet:
         for (_, s), v in summary["per_seed"].items():
             print(f"  seed {s}: return(last 10%) {v['final_return']:.3f}", file=sys.stderr)

@@ -126,8 +126,10 @@ class NLEVecEnv:
         self.name, self.gym_id, self.num_envs, self.opts = name, tasks[name], num_envs, opts
         self.obs_keys = tuple(opts.obs_keys)
         self.keys = tuple(dict.fromkeys(self.obs_keys + tuple(opts.host_keys) + ("message",)))
-        space, n_actions, limit = _probe(self.gym_id, self.keys, opts.max_episode_steps)
+        space, names, limit = _probe(self.gym_id, self.keys, opts.max_episode_steps)
         self.spaces = space
+        self.action_names = names  # readable NLE action names (captions for reward modules)
+        n_actions = len(names)
         self.spec = EnvSpec(
             name=name,
             obs_shape=tuple((k, space[k][0]) for k in self.obs_keys),
@@ -153,6 +155,7 @@ class NLEVecEnv:
         self._pending = False
         self._lost = np.zeros(num_envs, bool)
         self._host_next: dict[str, np.ndarray] | None = None
+        self._host_cur: dict[str, np.ndarray] | None = None
         bounds = np.linspace(0, num_envs, opts.num_workers + 1).astype(int)
         self._workers = [
             self._spawn(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
@@ -266,6 +269,7 @@ class NLEVecEnv:
         n = self.num_envs
         obs = self._obs("obs/")
         self._host_next = {k: self._buf[f"obs/{k}"].copy() for k in self.keys}
+        self._host_cur = self._host_next
         self._lost[:] = False
         zeros = np.zeros(n, np.float32)
         extras = {
@@ -295,10 +299,12 @@ class NLEVecEnv:
         obs = self._obs("obs/")
         nxt = {k: v.copy() for k, v in obs.items()}
         host = {k: b[f"obs/{k}"].copy() for k in self.keys}
+        self._host_cur = host  # arrays of `obs` (the reset observation where an env ended)
         if done.any():
             idx = np.flatnonzero(done)
             for k in self.obs_keys:
                 nxt[k][idx] = b[f"final/{k}"][idx]
+            host = {k: v.copy() for k, v in host.items()}
             for k in self.keys:
                 host[k][idx] = b[f"final/{k}"][idx]
         self._host_next = host
@@ -323,6 +329,10 @@ class NLEVecEnv:
     def last_host_obs(self) -> dict[str, np.ndarray]:
         """Arrays (obs_keys + host_keys + message) of each env's true successor of the last step."""
         return self._host_next
+
+    def current_host_obs(self) -> dict[str, np.ndarray]:
+        """The same arrays for the observation the next step starts from (after auto-reset)."""
+        return self._host_cur
 
     def last_messages(self) -> list[str]:
         """Decoded message line of each env's true successor observation of the last step."""
@@ -359,9 +369,10 @@ def decode_messages(msg: np.ndarray) -> list[str]:
 
 
 @functools.cache
-def _probe(gym_id: str, keys: tuple, max_episode_steps: int) -> tuple[dict, int, int]:
-    """Observation shapes/dtypes, action count and step limit of a task (one throwaway env)."""
+def _probe(gym_id: str, keys: tuple, max_episode_steps: int) -> tuple[dict, list[str], int]:
+    """Observation shapes/dtypes, action names and step limit of a task (one throwaway env)."""
     from envs.nle_worker import make_task
+    from rl_aux.llm.caption import action_names
 
     env = make_task(gym_id, list(keys), max_episode_steps)
     try:
@@ -369,7 +380,10 @@ def _probe(gym_id: str, keys: tuple, max_episode_steps: int) -> tuple[dict, int,
             k: (tuple(env.observation_space[k].shape), env.observation_space[k].dtype.name)
             for k in keys
         }
-        return space, int(env.action_space.n), int(env._max_episode_steps)
+        names = action_names(env.actions)
+        if len(names) != int(env.action_space.n):
+            raise RuntimeError(f"{gym_id}: {len(names)} action names for {env.action_space.n}")
+        return space, names, int(env._max_episode_steps)
     finally:
         env.close()
 

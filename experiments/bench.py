@@ -350,13 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             from experiments import bench_nethack
 
             out = bench_nethack.worker(kind, rest)
+        elif kind.startswith("llm_"):
+            from experiments import bench_llm
+
+            out = bench_llm.worker(kind, rest)
         else:
             out = _worker_raw(rest[0], int(rest[1]), int(rest[2]))
         print(json.dumps(out))
         return 0
     p = argparse.ArgumentParser(prog="rl-aux bench", description=__doc__.splitlines()[0])
     p.add_argument(
-        "--suite", default="core", choices=sorted([*SUITES, "atari", "blend", "nethack"])
+        "--suite", default="core", choices=sorted([*SUITES, "atari", "blend", "llm", "nethack"])
     )
     p.add_argument("--num-envs", default="8,16", help="atari suite: comma-separated env counts")
     p.add_argument("--conv", default="patches", choices=("patches", "lax"), help="atari suite")
@@ -392,6 +396,15 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"suite": "nethack", "rows": rows, "machine": _machine()}, f, indent=2)
+        return 0
+    if a.suite == "llm":  # the subgoal reward's cost in host PPO: experiments/bench_llm.py
+        from experiments import bench_llm
+
+        res = bench_llm.run(a.scale, _run_worker)
+        print(bench_llm.format_result(res))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"suite": "llm", "result": res, "machine": _machine()}, f, indent=2)
         return 0
     if a.suite == "atari":
         from experiments.bench_atari import main as atari_main

@@ -132,7 +132,7 @@ _TOP_LEVEL = [
     f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("agent_name", "reward_name")
 ]
 # reward modules that read text observations (NLE/MiniHack); see docs/llm-subgoal-rewards.md
-TEXT_REWARDS = ("subgoal", "ellm")
+TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 
 
 def _register_generated_groups() -> None:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs import make_env
-from experiments.config import TrainConfig, agent_classes, flatten_dict
+from experiments.config import TEXT_REWARDS, TrainConfig, agent_classes, flatten_dict
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
 from rl_aux.configs import ConfigError
@@ -46,7 +46,16 @@ WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 def build_agent(cfg: TrainConfig):
     """The env, heads and agent a config describes (no compilation yet)."""
     agent_cls, _ = agent_classes()[cfg.agent_name]
-    env = make_env(cfg.env.name, cfg.agent.num_envs, cfg.env.options, seed=cfg.seed)
+    options = cfg.env.options
+    if cfg.reward_name in TEXT_REWARDS:  # host reward sources read extra NLE arrays
+        from agents.host_loop import source_host_keys
+
+        options = dict(options or {})
+        keys = tuple(options.get("host_keys", ()))
+        options["host_keys"] = keys + tuple(
+            k for k in source_host_keys(cfg.reward_name) if k not in keys
+        )
+    env = make_env(cfg.env.name, cfg.agent.num_envs, options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
     agent = agent_cls(cfg.agent, env, heads, total_updates=1)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
@@ -459,11 +468,12 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
     from experiments.config import _torso, load_config
 
-    if cfg.reward_name != "env":  # built (rl_aux/rewards, rl_aux/llm) but not in the trainer yet
+    if cfg.reward_name not in ("env", *TEXT_REWARDS):  # built but not in the trainer yet
         raise ConfigError(
             f"reward={cfg.reward_name} is not wired into `rl-aux train` yet: training would "
-            "silently use the env reward. Accepted here: reward=env. Use the reward module's "
-            "API directly (docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
+            f"silently use the env reward. Accepted here: env, {', '.join(TEXT_REWARDS)} "
+            "(the last on nethack/ and minihack/ envs). Use the reward module's API directly "
+            "(docs/bilevel-and-balancers.md)"
         )
     configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
     results = []

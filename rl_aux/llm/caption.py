@@ -23,7 +23,7 @@ CLOSED_DOORS = (GLYPH_CMAP_OFF + 15, GLYPH_CMAP_OFF + 16)  # S_vcdoor, S_hcdoor 
 OPEN_DOORS = (GLYPH_CMAP_OFF + 13, GLYPH_CMAP_OFF + 14)  # S_vodoor, S_hodoor (a range)
 DOWN_STAIRS = GLYPH_CMAP_OFF + 24  # S_dnstair
 OBS_KEYS = ("message", "blstats", "inv_strs", "glyphs")  # what `caption` reads
-_STEP = {
+MOVE_STEP = {  # move direction -> (dx, dy) on the map
     "north": (0, -1), "east": (1, 0), "south": (0, 1), "west": (-1, 0),
     "northeast": (1, -1), "southeast": (1, 1), "southwest": (-1, 1), "northwest": (-1, -1),
 }  # fmt: skip
@@ -65,7 +65,7 @@ def game_over(obs: Mapping) -> bool:
 
 def _target_glyph(prev: Mapping, action: str) -> int | None:
     """The glyph of the cell a move action walks into (from the previous observation)."""
-    step = _STEP.get(action.lower().removeprefix("move "))
+    step = MOVE_STEP.get(action.lower().removeprefix("move "))
     if step is None:
         return None
     g, bl = np.asarray(prev["glyphs"]), np.asarray(prev["blstats"])

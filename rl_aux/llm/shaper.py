@@ -16,7 +16,7 @@ import numpy as np
 from rl_aux.configs import ConfigError
 from rl_aux.llm.annotator import Annotator
 from rl_aux.llm.cache import LLMCache
-from rl_aux.llm.caption import CaptionConfig, captions
+from rl_aux.llm.caption import OBS_KEYS, CaptionConfig, captions
 from rl_aux.llm.client import ChatClient
 from rl_aux.llm.config import LLMConfig, sampling_of
 from rl_aux.llm.embedder import Embedder
@@ -33,7 +33,13 @@ def subgoals_from_text(texts: Sequence[str]) -> list[Subgoal]:
 
 
 class SubgoalShaper:
-    """Builds judge/matcher/annotator from `reward.*` (SubgoalRewardConfig) and `llm.*`."""
+    """Builds judge/matcher/annotator from `reward.*` (SubgoalRewardConfig) and `llm.*`.
+
+    Also a host reward source for `agents.host_loop.HostPPO` (`name`, `host_keys`, `reset`).
+    """
+
+    name = "subgoal"  # rollouts get extras["r_aux/subgoal"]
+    host_keys = OBS_KEYS  # the NLE arrays captions read
 
     def __init__(self, rcfg, lcfg: LLMConfig, action_names: Sequence[str], num_envs: int):
         self.rcfg, self.lcfg, self.action_names = rcfg, lcfg, list(action_names)
@@ -71,8 +77,13 @@ class SubgoalShaper:
             message=rcfg.caption_message, canonical_digits=rcfg.canonical_digits
         )
         self.frozen = False  # evaluation: no new labels, the table stays as it is
-        self.achieved = jnp.zeros((num_envs, len(self.subgoals)), bool)
+        self.num_envs = num_envs
         self.beta = jnp.asarray(rcfg.beta, jnp.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget per-episode completions (a new seed's envs start fresh episodes)."""
+        self.achieved = jnp.zeros((self.num_envs, len(self.subgoals)), bool)
 
     def step_ids(self, prev_obs: Mapping, actions: Sequence[int], next_obs: Mapping) -> np.ndarray:
         """[E] caption ids of one vector step.

@@ -1,6 +1,8 @@
-"""Reward modules: the plugin contract (base.py), `env`, BARFI's `blend`, LLM `subgoal`/`ellm`."""
+"""Reward modules: the plugin contract (base.py), `env`, BARFI's `blend`, LLM `subgoal`/`ellm`,
+`keyroom_oracle`."""
 
 from rl_aux.rewards import blend as _blend  # noqa: F401  (registers "blend")
+from rl_aux.rewards import keyroom_oracle as _oracle  # noqa: F401  (registers "keyroom_oracle")
 from rl_aux.rewards import subgoal as _subgoal  # noqa: F401  (registers "subgoal", "ellm")
 from rl_aux.rewards.base import (
     RewardModule,
