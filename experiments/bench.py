@@ -364,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                    "figures for each; the learners use the first)")  # fmt: skip
     p.add_argument("--cleanrl-harness", help="atari suite: CleanRL harness (docs/atari.md)")
     p.add_argument("--cleanrl-dir", help="atari suite: CleanRL scripts (default: the harness's)")
+    p.add_argument("--cleanrl-variants", default="published,unrolled",
+                   help="atari suite: CleanRL PPO published and/or unrolled")  # fmt: skip
     p.add_argument("--log-dir", default="bench_logs", help="atari suite: contenders' stderr")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
@@ -409,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         peers = None
         if a.cleanrl_harness:
             peers = {"harness": a.cleanrl_harness, "peer_python": a.peer_python,
-                     "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir}  # fmt: skip
+                     "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
+                     "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
         raw_steps = max(int(4000 * a.scale), 64)
         return atari_main(envs, a.conv, raw_steps, a.json, backends, peers, a.repeats)
     if a.suite == "blend":

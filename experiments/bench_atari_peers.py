@@ -237,7 +237,7 @@ def run_peers(
     cleanrl_dir: str | None,
     repeats: int,
     log_dir: str,
-    unrolled: bool = True,
+    variants: tuple[str, ...] = ("published", "unrolled"),
 ) -> list[dict]:
     """PPO (num_envs envs) and DQN (1 env, CleanRL's only setting) side by side with CleanRL."""
     os.makedirs(log_dir, exist_ok=True)
@@ -282,14 +282,17 @@ def run_peers(
                 1,
                 os.path.join(log_dir, f"{algo}_ours.log"),
             ),
-            Contender(
-                "cleanrl",
-                [*peer, *peer_opts, "--", *script_args],
-                peer_k,
-                os.path.join(log_dir, f"{algo}_cleanrl.log"),
-            ),
         ]
-        if algo == "ppo" and unrolled:
+        if "published" in variants or algo == "dqn":  # DQN has no scans to unroll
+            cs.append(
+                Contender(
+                    "cleanrl",
+                    [*peer, *peer_opts, "--", *script_args],
+                    peer_k,
+                    os.path.join(log_dir, f"{algo}_cleanrl.log"),
+                )
+            )
+        if algo == "ppo" and "unrolled" in variants:
             cs.append(
                 Contender(
                     "cleanrl_unrolled",
