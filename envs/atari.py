@@ -47,7 +47,8 @@ class AtariConfig:
     fire_reset: bool = False  # press FIRE after reset in games that need it
     size: int = spec(84, ge=8)
     stack: int = spec(4, ge=1)
-    num_threads: int = spec(0, ge=0)  # emulator threads (0: ale-py picks)
+    num_threads: int = spec(0, ge=0)  # emulator threads (0: the backend picks)
+    backend: str = spec("ale", choices=("ale", "envpool"))  # envs/atari_envpool.py for envpool
 
 
 def atari_config(options: dict | None) -> AtariConfig:

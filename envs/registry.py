@@ -71,7 +71,13 @@ def check_env_options(name: str, options: dict | None) -> None:
     elif family == "atari":
         from envs.atari import atari_config
 
-        atari_config(dict(options or {}))
+        if atari_config(dict(options or {})).backend == "envpool":
+            from envs.atari_envpool import check_envpool_game
+
+            try:  # envpool installed and has this game
+                check_envpool_game(name.partition("/")[2])
+            except (ValueError, ImportError) as e:
+                raise ConfigError(str(e)) from None
     elif options:
         raise ConfigError(
             f"env.options={dict(options)!r}: env {name!r} takes no options "
@@ -90,7 +96,12 @@ def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 
     if family == "atari":
         from envs.atari import AtariVecEnv, atari_config
 
-        return AtariVecEnv(task, num_envs, atari_config(dict(options or {})))
+        cfg = atari_config(dict(options or {}))
+        if cfg.backend == "envpool":
+            from envs.atari_envpool import EnvpoolAtariVecEnv
+
+            return EnvpoolAtariVecEnv(task, num_envs, cfg, seed)
+        return AtariVecEnv(task, num_envs, cfg)
     check_env_options(name, options)
     if family == "gymnax" and task in GYMNAX_DISCRETE:
         return JaxVecEnv(GymnaxEnv(task), num_envs)

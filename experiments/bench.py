@@ -364,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--num-envs", default="8,16", help="atari suite: comma-separated env counts")
     p.add_argument("--conv", default="patches", choices=("patches", "lax"), help="atari suite")
+    p.add_argument("--backend", default="ale,envpool", help="atari suite: env backends (raw "
+                   "figures for each; the learners use the first)")  # fmt: skip
+    p.add_argument("--cleanrl-harness", help="atari suite: CleanRL harness (docs/atari.md)")
+    p.add_argument("--cleanrl-dir", help="atari suite: CleanRL scripts (default: the harness's)")
+    p.add_argument("--cleanrl-variants", default="published,unrolled",
+                   help="atari suite: CleanRL PPO published and/or unrolled")  # fmt: skip
+    p.add_argument("--log-dir", default="bench_logs", help="atari suite: contenders' stderr")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
@@ -410,7 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.bench_atari import main as atari_main
 
         envs = [int(n) for n in a.num_envs.split(",")]
-        return atari_main(envs, a.conv, max(int(4000 * a.scale), 64), a.json)
+        backends = tuple(a.backend.split(","))
+        if not set(backends) <= {"ale", "envpool"}:
+            print(f"rl-aux bench: --backend={a.backend!r}: accepted ale, envpool", file=sys.stderr)
+            return 2
+        peers = None
+        if a.cleanrl_harness:
+            peers = {"harness": a.cleanrl_harness, "peer_python": a.peer_python,
+                     "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
+                     "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
+        raw_steps = max(int(4000 * a.scale), 64)
+        return atari_main(envs, a.conv, raw_steps, a.json, backends, peers, a.repeats)
     if a.suite == "blend":
         rows = run_blend_suite(seeds, a.scale)
         print(BLEND_HEADER)

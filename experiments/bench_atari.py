@@ -43,7 +43,9 @@ def _worker_raw_ale(num_envs: int, steps: int) -> dict:
     return {"run_s": run_s, "env_steps": n * num_envs, "steps_per_s": n * num_envs / run_s}
 
 
-def _worker_learner(experiment: str, num_envs: int, updates: int, conv: str) -> dict:
+def _worker_learner(
+    experiment: str, num_envs: int, updates: int, conv: str, backend: str = "ale"
+) -> dict:
     """One compiled chunk of `updates` learner updates (1 seed) after compilation."""
     import jax
 
@@ -55,6 +57,7 @@ def _worker_learner(experiment: str, num_envs: int, updates: int, conv: str) -> 
         f"experiment={experiment}",
         f"agent.num_envs={num_envs}",
         f"agent.network.conv={conv}",
+        f"env.options.backend={backend}",
     ]
     if experiment == "atari_dqn":  # learn from the first step; a buffer that fits the run
         over += ["agent.learning_starts=0", f"agent.buffer_size={num_envs * 2048}"]
@@ -101,10 +104,18 @@ def _worker_matmul(n: int = 1024, reps: int = 20) -> dict:
 
 
 def worker(kind: str, args: list[str]) -> dict:
+    from experiments import bench_atari_peers as peers
+
     if kind == "atari_raw":
         return _worker_raw_ale(int(args[0]), int(args[1]))
+    if kind == "atari_raw_envpool":
+        return peers.worker_raw_envpool(int(args[0]), int(args[1]))
+    if kind == "atari_env_scan":
+        return peers.worker_env_scan(args[0], int(args[1]), int(args[2]))
+    if kind == "atari_serve":
+        return peers.serve_learner(args[0], int(args[1]), int(args[2]), args[3], args[4])
     if kind == "atari_learner":
-        return _worker_learner(args[0], int(args[1]), int(args[2]), args[3])
+        return _worker_learner(args[0], int(args[1]), int(args[2]), args[3], *args[4:])
     return _worker_matmul()
 
 
@@ -114,23 +125,64 @@ CASES = [  # (name, experiment, updates per timed chunk)
 ]
 
 
-def run(num_envs_list: list[int], conv: str, raw_steps: int) -> dict:
+def run(
+    num_envs_list: list[int],
+    conv: str,
+    raw_steps: int,
+    backends: tuple[str, ...] = ("ale",),
+    peers: dict | None = None,
+    repeats: int = 3,
+) -> dict:
+    """Raw env figures for every backend; then our learners (on backends[0]) alone at each
+    env count, or, with `peers` (a CleanRL harness), side by side with CleanRL."""
     from experiments.bench import _run_worker
 
     matmul = _run_worker(["atari_matmul"])
-    rows = []
+    raw_rows = []
     for n in num_envs_list:
-        raw = _run_worker(["atari_raw", str(n), str(raw_steps)])
+        for b in backends:
+            host = _run_worker(["atari_raw" if b == "ale" else "atari_raw_envpool", str(n),
+                                str(raw_steps)])  # fmt: skip
+            scan = _run_worker(["atari_env_scan", b, str(n), str(raw_steps)])
+            raw_rows.append({"backend": b, "num_envs": n, "host": host, "ours_env": scan})
+            print(format_raw_row(raw_rows[-1]), file=sys.stderr, flush=True)
+    out = {"suite": "atari", "matmul": matmul, "raw": raw_rows, "rows": [], "peer_rows": []}
+    if peers is not None:
+        from experiments.bench_atari_peers import run_peers
+
+        out["peer_rows"] = run_peers(num_envs_list[0], conv, backends[0], repeats=repeats,
+                                     **peers)  # fmt: skip
+        for row in out["peer_rows"]:
+            ours = row["ours"]
+            if "error" not in ours and "error" not in matmul and ours.get("flops"):
+                win_s = ours["steps_per_window"] / ours["steps_per_s"]
+                row["flops_fraction"] = ours["flops"] / win_s / matmul["flops_per_s"]
+        return out
+    for n in num_envs_list:
+        raw = next(r["host"] for r in raw_rows if r["num_envs"] == n)
         for name, experiment, updates in CASES:
             r = _run_worker(
-                ["atari_learner", experiment, str(n), str(updates), conv], timeout=5400, hang_s=300
+                ["atari_learner", experiment, str(n), str(updates), conv, backends[0]],
+                timeout=5400,
+                hang_s=300,
             )
             row = {"case": f"{name}/{GAME}", "num_envs": n, "conv": conv, "ours": r, "raw": raw}
+            row["backend"] = backends[0]
             if "error" not in r and "error" not in matmul:
                 row["flops_fraction"] = r["flops_per_s"] / matmul["flops_per_s"]
-            rows.append(row)
+            out["rows"].append(row)
             print(format_row(row), file=sys.stderr, flush=True)
-    return {"suite": "atari", "matmul": matmul, "rows": rows}
+    return out
+
+
+RAW_HEADER = f"{'backend':<8} {'envs':>4} {'raw host':>9} {'our VecEnv':>10}"
+
+
+def format_raw_row(row: dict) -> str:
+    def f(r):
+        return f"{r['steps_per_s']:.0f}" if "error" not in r else "error"
+
+    return f"{row['backend']:<8} {row['num_envs']:>4} {f(row['host']):>9} {f(row['ours_env']):>10}"
 
 
 HEADER = (
@@ -152,15 +204,48 @@ def format_row(row: dict) -> str:
     )
 
 
-def main(num_envs_list: list[int], conv: str, raw_steps: int, json_path: str | None) -> int:
-    result = run(num_envs_list, conv, raw_steps)
-    print(HEADER)
-    for row in result["rows"]:
-        print(format_row(row))
+def main(
+    num_envs_list: list[int],
+    conv: str,
+    raw_steps: int,
+    json_path: str | None,
+    backends: tuple[str, ...] = ("ale",),
+    peers: dict | None = None,
+    repeats: int = 3,
+) -> int:
+    result = run(num_envs_list, conv, raw_steps, backends, peers, repeats)
+    print(RAW_HEADER)
+    for row in result["raw"]:
+        print(format_raw_row(row))
+    print(
+        "(raw Breakout env steps/s, random policy: 'raw host' = the backend's own Python "
+        "vector env; 'our VecEnv' = envs/atari*.py in a jitted lax.scan)"
+    )
     mm = result["matmul"]
+    if result["rows"]:
+        print("\n" + HEADER)
+        for row in result["rows"]:
+            print(format_row(row))
+        print(f"(env steps/s after compilation; raw = {backends[0]} host vector env)")
+    if result["peer_rows"]:
+        from experiments.bench_atari_peers import PEER_HEADER, format_peer_row
+
+        print("\n" + PEER_HEADER)
+        for row in result["peer_rows"]:
+            print(format_peer_row(row))
+            for col in ("ours", "cleanrl", "cleanrl_unrolled"):
+                if "error" in row.get(col, {}):
+                    print(f"  {row['case']} {col}: {' '.join(row[col]['error'])}")
+        print(
+            f"(env steps/s after compilation, median of {repeats} interleaved windows; ours on "
+            f"the {backends[0]} backend; cl = CleanRL as published, clu = its epoch/minibatch "
+            "scans unrolled)"
+        )
+        for row in result["peer_rows"]:
+            if row.get("flops_fraction") is not None:
+                print(f"  {row['case']}: ours at {row['flops_fraction']:.3f} of matmul FLOP/s")
     if "error" not in mm:
         print(f"(dense 1024x1024 f32 matmul through XLA: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s)")
-    print("(env steps/s after compilation; raw = ale-py AtariVectorEnv, random policy)")
     if json_path:
         with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
