@@ -29,6 +29,7 @@ from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.logging import RunStore, run_status, scrub_secrets
+from rl_aux.rewards import reward_class
 from rl_aux.sharding import (
     AXIS,
     maybe_initialize_distributed,
@@ -48,7 +49,10 @@ def build_agent(cfg: TrainConfig):
     agent_cls, _ = agent_classes()[cfg.agent_name]
     env = make_env(cfg.env.name, cfg.agent.num_envs, cfg.env.options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
-    agent = agent_cls(cfg.agent, env, heads, total_updates=1)
+    kw = {}
+    if cfg.reward_name != "env":  # the learner applies it (agents/reward_hook.py)
+        kw["reward"] = reward_class(cfg.reward_name)(cfg.reward, cfg.agent.gamma)
+    agent = agent_cls(cfg.agent, env, heads, total_updates=1, **kw)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
     return env, agent
 
@@ -459,11 +463,15 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
     from experiments.config import _torso, load_config
 
-    if cfg.reward_name != "env":  # built (rl_aux/rewards, rl_aux/llm) but not in the trainer yet
+    host = cfg.env.name.startswith(("nethack/", "minihack/"))
+    blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo" and not host
+    if cfg.reward_name != "env" and not blend_ok:  # not in these learners/loops yet
         raise ConfigError(
-            f"reward={cfg.reward_name} is not wired into `rl-aux train` yet: training would "
-            "silently use the env reward. Accepted here: reward=env. Use the reward module's "
-            "API directly (docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
+            f"reward={cfg.reward_name} is not wired into `rl-aux train` for agent="
+            f"{cfg.agent_name} on env {cfg.env.name!r} yet: training would silently use the "
+            "env reward. Accepted here: reward=env, or reward=blend with agent=ppo on a JAX "
+            "env. Use the reward module's API directly (docs/llm-subgoal-rewards.md, "
+            "docs/bilevel-and-balancers.md)"
         )
     configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
     results = []
