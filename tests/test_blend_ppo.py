@@ -188,3 +188,25 @@ def test_cli_blend_exit_codes(capsys, tmp_path):
     argv = ["train", "env=barfi/grid-centre", "reward=blend", "reward.sources=[x]"]
     assert main(argv) == 2
     assert "reward.sources" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_barfi_lookahead_keeps_the_goal_where_naive_shaping_camps(tmp_path):
+    """experiment=barfi_ppo, 2 seeds x 150k steps (measured: naive final success 0.71 [0.67,
+    0.75 per seed], lookahead 1.00, primary 1.00; naive starts camping in the centre ~90k)."""
+    import pandas as pd
+
+    from experiments.train import run
+
+    final = {}
+    for arm, extra in [("naive", ["reward.hypergrad=none"]), ("lookahead", [])]:
+        cfg = load_config(
+            ["experiment=barfi_ppo", "num_seeds=2", "total_timesteps=150000", "reward=blend"]
+            + extra
+            + [f"run_dir={tmp_path}/{arm}", "logger.progress=false"]
+        )
+        run(dataclasses.replace(cfg, variants={}), quiet=True)
+        d = pd.read_csv(f"{tmp_path}/{arm}/metrics.csv")
+        final[arm] = d[d.global_step > 0.9 * d.global_step.max()]["charts/success"].mean()
+    assert final["lookahead"] >= 0.95
+    assert final["naive"] <= 0.85
