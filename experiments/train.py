@@ -49,8 +49,8 @@ def build_agent(cfg: TrainConfig):
     agent_cls, _ = agent_classes()[cfg.agent_name]
     env = make_env(cfg.env.name, cfg.agent.num_envs, cfg.env.options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
-    kw = {}
-    if cfg.reward_name != "env":  # the learner applies it (agents/reward_hook.py)
+    kw = {}  # JAX envs: the learner applies the reward module (agents/reward_hook.py)
+    if cfg.reward_name != "env" and not getattr(env, "host_stepped", False):
         kw["reward"] = reward_class(cfg.reward_name)(cfg.reward, cfg.agent.gamma)
     agent = agent_cls(cfg.agent, env, heads, total_updates=1, **kw)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
