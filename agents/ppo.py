@@ -3,6 +3,8 @@
 `PPO.train_chunk` runs `n` updates (rollout of num_steps x num_envs, GAE, epochs x minibatches)
 inside one `lax.scan`; the trainer vmaps it over seeds and hyperparameter grid points.
 Recurrent networks use truncated BPTT over the rollout (no burn-in), minibatching over envs.
+An optional reward module (`reward=...`, rl_aux/rewards) sets the reward and discount each
+update optimises, through `agents/reward_hook.py`; without one the env reward is used as is.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from agents.reward_hook import RewardHook
 from rl_aux.balance import BALANCERS, balanced_grads
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
@@ -73,13 +76,15 @@ class PPOState:
     key: chex.PRNGKey
     update: chex.Array  # number of updates done
     hparams: dict  # vmappable floats: lr, aux weights
+    reward: Any = None  # the reward module's learned state (agents/reward_hook.py), or None
 
 
 class PPO:
     kind = "actor_critic"
     SHARED_FIELDS = ("update",)  # equal across vmapped seeds (see rl_aux/vectorize.py)
 
-    def __init__(self, cfg: PPOConfig, env, heads: list[AuxHead], total_updates: int):
+    def __init__(self, cfg: PPOConfig, env, heads: list[AuxHead], total_updates: int, reward=None):
+        """`reward`: a RewardModule (rl_aux/rewards) or None for the env reward unchanged."""
         self.cfg = cfg
         self.env = env
         self.spec = env.spec
@@ -89,6 +94,7 @@ class PPO:
         self.recurrent = cfg.network.core != "none"
         self.balancer = balancer_from(cfg)
         self.tx = make_optimizer(cfg)
+        self.reward = None if reward is None else RewardHook(reward, self)
         batch = cfg.num_envs * cfg.num_steps
         split = cfg.num_envs if self.recurrent else batch
         if split % cfg.num_minibatches:
@@ -105,6 +111,7 @@ class PPO:
     def init(self, key: chex.PRNGKey, hparams: dict) -> PPOState:
         cfg = self.cfg
         k_env, k_net, k_head, key = jax.random.split(key, 4)
+        k_reward = jax.random.fold_in(k_head, 1)  # a new stream: the other keys stay as before
         env_state, ts = self.env.reset(k_env)
         carry = network_initial_carry(cfg.network, cfg.num_envs)
         first = jnp.ones(cfg.num_envs, bool)
@@ -136,6 +143,9 @@ class PPO:
             key=key,
             update=jnp.zeros((), jnp.int32),
             hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+            reward=None
+            if self.reward is None
+            else self.reward.init(k_reward, net_params, ts.obs, carry, first),
         )
 
     # ------------------------------------------------------------------ acting
@@ -170,8 +180,18 @@ class PPO:
                     state.params["net"], next_obs, carry, jnp.zeros_like(first)
                 )
                 next_value = nout["value"]
+            # auxiliary reward sources travel with the transition for the reward module
+            aux = {k: v for k, v in ts.extras.items() if k.startswith("r_aux/")}
             rec = dict(
-                tr=Transition(obs, action, ts.reward, ts.terminated, ts.truncated, next_obs),
+                tr=Transition(
+                    obs,
+                    action,
+                    ts.reward,
+                    ts.terminated,
+                    ts.truncated,
+                    next_obs,
+                    aux if self.reward is not None else {},
+                ),
                 first=first,
                 carry_in=carry_in,
                 logp=logp,
@@ -180,6 +200,8 @@ class PPO:
                 ep_return=ts.extras["episode_return"],
                 ep_length=ts.extras["episode_length"],
             )
+            if "success" in ts.extras:  # envs with a goal: logged as charts/success
+                rec["success"] = ts.extras["success"]
             return (env_state, ts.obs, ts.done, carry, key), rec
 
         init = (state.env_state, state.obs, state.first, state.carry, state.key)
@@ -269,29 +291,35 @@ class PPO:
         `traj` is time-major [T, N]: tr (Transition), first, logp, value, next_value,
         ep_return, ep_length, and for recurrent networks carry_in (the carry fed to each
         step). `_update` feeds it from the jitted rollout; host-stepped envs feed it from
-        their host loop (agents/host_loop.py), so both paths share this code.
+        their host loop (agents/host_loop.py), so both paths share this code. With a reward
+        module, `tr.extras["r_aux/<source>"]` ([T, N]) carries its auxiliary rewards; optional
+        `success` ([T, N] bool) is logged as the success rate of the finished episodes.
         """
         cfg = self.cfg
         tr: Transition = traj["tr"]
         next_value = traj["next_value"]
         terminated = tr.terminated if cfg.bootstrap_truncation else tr.done
+        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
+        lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
+        opt_state = set_lr(state.opt_state, lr)
+        reward, gamma, reward_state, reward_metrics = tr.reward, cfg.gamma, state.reward, {}
+        if self.reward is not None:  # the reward module's r and gamma (and its outer step)
+            reward_state, reward, gamma, reward_metrics = self.reward(
+                state.reward, state.params, opt_state, traj
+            )
         adv, ret = gae(
-            tr.reward, traj["value"], next_value, terminated, tr.done, cfg.gamma, cfg.gae_lambda
+            reward, traj["value"], next_value, terminated, tr.done, gamma, cfg.gae_lambda
         )
         # Minibatches carry only what the losses read: every extra leaf is a gather per epoch.
         tr_mb = (
             tr
             if self.suite
-            else tr.replace(reward=None, terminated=None, truncated=None, next_obs=None)
+            else tr.replace(reward=None, terminated=None, truncated=None, next_obs=None, extras={})
         )
         data = dict(tr=tr_mb, logp=traj["logp"], value=traj["value"], adv=adv, ret=ret)
         if self.recurrent:  # resets, per-step carries and each env's initial carry
             data.update(first=traj["first"], carry_in=traj["carry_in"])
             data["carry0"] = jax.tree.map(lambda c: c[0], traj["carry_in"])
-
-        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
-        lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
-        opt_state = set_lr(state.opt_state, lr)
 
         def epoch(c, _):
             params, target, opt_state, bal_state, key = c
@@ -321,7 +349,12 @@ class PPO:
         metrics = jax.tree.map(jnp.mean, m)
         metrics.update(episode_metrics(tr.done, traj["ep_return"], traj["ep_length"]))
         metrics["lr"] = lr
+        metrics.update(reward_metrics)
+        if "success" in traj:
+            d = tr.done.astype(jnp.float32)
+            metrics["charts/success"] = (traj["success"] * d).sum() / jnp.maximum(d.sum(), 1.0)
         state = state.replace(
+            reward=reward_state,
             params=params,
             target=target,
             opt_state=opt_state,

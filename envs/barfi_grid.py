@@ -5,6 +5,8 @@ Two auxiliary rewards, functions of the state the action is taken in:
 - "centre" (misaligned): +5 per step inside the central 3x3;
 - "distance" (helpful): -0.1 x Manhattan distance to the goal.
 Observations are one-hot cells, so linear features of them are tabular.
+`barfi/grid-centre` and `barfi/grid-distance` (`BarfiVecEnv`) publish the auxiliary reward as
+`extras["r_aux/<kind>"]` for the learners' reward modules (`reward=blend`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rl_aux.types import EnvSpec
+from envs.core import JaxVecEnv, VecState
+from rl_aux.types import EnvSpec, TimeStep
 
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], np.int32)  # up, down, left, right
 AUX_KINDS = ("centre", "distance")
@@ -78,3 +81,32 @@ class BarfiGrid:
         if kind == "distance":
             return -0.1 * jnp.sum(jnp.abs(self.goal - pos), axis=-1).astype(jnp.float32)
         raise ValueError(f"aux reward kind={kind!r}; accepted: {', '.join(AUX_KINDS)}")
+
+
+class BarfiVecEnv(JaxVecEnv):
+    """`num_envs` BARFI grids that publish their auxiliary reward and goal success.
+
+    `TimeStep.extras["r_aux/<aux>"]` is the auxiliary reward of the cell the action was taken
+    in (what reward modules read, rl_aux/rewards/base.py); `extras["success"]` is 1 where the
+    step reached the goal (an episode's success is its `terminated`).
+    """
+
+    def __init__(self, aux: str, num_envs: int):
+        if aux not in AUX_KINDS:
+            raise ValueError(f"aux reward kind={aux!r}; accepted: {', '.join(AUX_KINDS)}")
+        grid = BarfiGrid()
+        grid.spec = grid.spec.replace(name=f"barfi/grid-{aux}")
+        super().__init__(grid, num_envs)
+        self.aux = aux
+
+    def step(self, state: VecState, action, key) -> tuple[VecState, TimeStep]:
+        r_aux = self.env.aux_reward(self.aux, state.env_state.pos)  # state acted in
+        state, ts = super().step(state, action, key)
+        extras = {**ts.extras, f"r_aux/{self.aux}": r_aux, "success": ts.terminated}
+        return state, ts.replace(extras=extras)
+
+    def reset(self, key) -> tuple[VecState, TimeStep]:
+        state, ts = super().reset(key)
+        n = self.num_envs
+        extras = {**ts.extras, f"r_aux/{self.aux}": jnp.zeros(n), "success": jnp.zeros(n, bool)}
+        return state, ts.replace(extras=extras)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 
-from envs.barfi_grid import BarfiGrid
+from envs.barfi_grid import AUX_KINDS as BARFI_AUX
+from envs.barfi_grid import BarfiGrid, BarfiVecEnv
 from envs.core import JaxVecEnv, VecEnv
 from envs.four_rooms import FOUR_ROOMS_TASKS, make_four_rooms
 from envs.fs_grid import FSGrid
@@ -24,6 +25,7 @@ def registered_envs() -> list[str]:
         [f"gymnax/{n}" for n in GYMNAX_DISCRETE]
         + [f"memory/{n}" for n in MEMORY_NAMES]
         + ["fsgrid/Open8x8", "barfi/Grid7x7"]
+        + [f"barfi/grid-{k}" for k in BARFI_AUX]
         + [f"four_rooms/{t}" for t in FOUR_ROOMS_TASKS]
         + list(nethack_tasks())
         + _atari_names()
@@ -44,6 +46,14 @@ def env_options(name: str) -> dict:
 
         return to_dict(AtariConfig())
     return {}
+
+
+def env_reward_sources(name: str) -> tuple[str, ...]:
+    """The auxiliary reward sources a JAX env publishes as `extras["r_aux/<source>"]`."""
+    family, _, task = name.partition("/")
+    if family == "barfi" and task.removeprefix("grid-") in BARFI_AUX:
+        return (task.removeprefix("grid-"),)
+    return ()
 
 
 def check_env_name(name: str) -> None:
@@ -111,6 +121,8 @@ def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 
         return JaxVecEnv(FSGrid(), num_envs)
     if name == "barfi/Grid7x7":
         return JaxVecEnv(BarfiGrid(), num_envs)
+    if family == "barfi" and task.removeprefix("grid-") in BARFI_AUX:
+        return BarfiVecEnv(task.removeprefix("grid-"), num_envs)
     if family == "four_rooms" and task in FOUR_ROOMS_TASKS:
         return JaxVecEnv(make_four_rooms(task), num_envs)
     close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)

@@ -353,6 +353,8 @@ def build(raw: dict) -> TrainConfig:
             f"reward={reward_name} reads NLE/MiniHack text observations; env.name="
             f"{env_cfg.name!r} has none. Use a nethack/ or minihack/ env"
         )
+    if reward_name == "blend":
+        reward_cfg = _blend_sources(reward_cfg, env_cfg.name)
     raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
     _check_grid(grid, heads)
@@ -364,6 +366,29 @@ def build(raw: dict) -> TrainConfig:
     if not cfg.run_dir:
         cfg = dataclasses.replace(cfg, run_dir=os.path.join("runs", cfg.experiment, cfg.label))
     return cfg
+
+
+def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
+    """reward.sources for reward=blend: checked against the env's published auxiliary rewards
+    (empty: all of them). Host-stepped envs get theirs from host-side judges (not checked)."""
+    if env_name.startswith(("nethack/", "minihack/")):
+        return reward_cfg
+    from envs.registry import env_reward_sources, registered_envs
+
+    have = env_reward_sources(env_name)
+    if not have:
+        with_aux = [n for n in registered_envs() if env_reward_sources(n)]
+        raise ConfigError(
+            f"reward=blend: env.name={env_name!r} publishes no auxiliary reward "
+            f"(extras['r_aux/<source>']). Accepted envs: {', '.join(with_aux)}"
+        )
+    bad = [s for s in reward_cfg.sources if s not in have]
+    if bad:
+        raise ConfigError(
+            f"reward.sources={list(reward_cfg.sources)!r}: {bad[0]!r} is not an auxiliary "
+            f"reward of env {env_name!r}. Accepted values: {', '.join(have)}"
+        )
+    return dataclasses.replace(reward_cfg, sources=tuple(reward_cfg.sources) or have)
 
 
 def _torso(agent_cfg: Any) -> str:

@@ -29,6 +29,7 @@ from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.logging import RunStore, run_status, scrub_secrets
+from rl_aux.rewards import reward_class
 from rl_aux.sharding import (
     AXIS,
     maybe_initialize_distributed,
@@ -57,7 +58,10 @@ def build_agent(cfg: TrainConfig):
         )
     env = make_env(cfg.env.name, cfg.agent.num_envs, options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
-    agent = agent_cls(cfg.agent, env, heads, total_updates=1)
+    kw = {}  # JAX envs: the learner applies the reward module (agents/reward_hook.py)
+    if cfg.reward_name != "env" and not getattr(env, "host_stepped", False):
+        kw["reward"] = reward_class(cfg.reward_name)(cfg.reward, cfg.agent.gamma)
+    agent = agent_cls(cfg.agent, env, heads, total_updates=1, **kw)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
     return env, agent
 
@@ -468,12 +472,16 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
     from experiments.config import _torso, load_config
 
-    if cfg.reward_name not in ("env", *TEXT_REWARDS):  # built but not in the trainer yet
+    host = cfg.env.name.startswith(("nethack/", "minihack/"))
+    blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo" and not host
+    text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name == "ppo" and host
+    if cfg.reward_name != "env" and not (blend_ok or text_ok):  # not in these loops yet
         raise ConfigError(
-            f"reward={cfg.reward_name} is not wired into `rl-aux train` yet: training would "
-            f"silently use the env reward. Accepted here: env, {', '.join(TEXT_REWARDS)} "
-            "(the last on nethack/ and minihack/ envs). Use the reward module's API directly "
-            "(docs/bilevel-and-balancers.md)"
+            f"reward={cfg.reward_name} is not wired into `rl-aux train` for agent="
+            f"{cfg.agent_name} on env {cfg.env.name!r} yet: training would silently use the "
+            "env reward. Accepted here: reward=env; reward=blend with agent=ppo on a JAX env; "
+            f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo on nethack/ and minihack/ envs "
+            "(docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
         )
     configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
     results = []

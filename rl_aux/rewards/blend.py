@@ -20,18 +20,20 @@ from rl_aux.types import Array, Params, Transition
 
 @dataclasses.dataclass(frozen=True)
 class BlendConfig:
-    sources: tuple = ("aux",)  # names of extras["r_aux/<name>"] reward sources
+    sources: tuple = ()  # names of extras["r_aux/<name>"] sources; () = all the env publishes
     hidden: int = spec(0, ge=0)  # 0: linear in the features; >0: one tanh hidden layer
     learn_gamma: bool = True
     gamma_init: float = spec(0.99, gt=0.0, lt=1.0)
     reward_l2: float = spec(0.0, ge=0.0)  # ||phi_r||^2 weight (BARFI `reward_L2`)
     gamma_l2: float = spec(0.0, ge=0.0)  # gamma_phi weight (BARFI `gamma_L2`; pushes gamma down)
-    hypergrad: str = spec("lookahead", choices=("lookahead", "neumann"))
+    hypergrad: str = spec("lookahead", choices=("lookahead", "neumann", "none"))  # none: naive
     lookahead_steps: int = spec(1, ge=1)  # M in the truncated M-step lookahead
     neumann_k: int = spec(5, ge=0)
     neumann_alpha: float = spec(5e-4, gt=0.0)
     meta_lr: float = spec(5e-3, gt=0.0)
     meta_clip: float = spec(1.0, gt=0.0)  # global-norm clip of the phi gradient
+    critic_hidden: int = spec(64, ge=0)  # learner's primary critic V_p on features (0: linear)
+    critic_lr: float = spec(1e-3, gt=0.0)  # its Adam step size (update_epochs steps per update)
 
 
 @register_reward("blend")
