@@ -120,6 +120,8 @@ class HostPPO:
                 roll["terminated"],
                 roll["truncated"],
                 roll["next_obs"],
+                # the agent's reward module (reward=blend) reads r_aux/<source> in its update
+                roll["aux"] if agent.reward is not None else {},
             )
             # Values (and bootstrap values) under the learner's params, not the actor's: with
             # overlap the actor's are one or two updates stale, and PPO's clipped value loss
@@ -302,7 +304,7 @@ class HostPPO:
 
 
 def _device_roll(r: HostRollout) -> dict:
-    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "aux", "learn_reward")
+    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "learn_reward")
     out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
     if r.learn_reward is not None:
         out["reward"] = r.learn_reward
@@ -354,11 +356,15 @@ class HostDQN:
 
 
 # ---------------------------------------------------------------------- reward modules
-HOST_REWARDS = ("env", "subgoal", "ellm", "keyroom_oracle")  # `reward=` on host-stepped envs
+HOST_REWARDS = ("env", "subgoal", "ellm", "keyroom_oracle", "blend")  # on host-stepped envs
+# reward=blend reward.sources=[<one of these>]: the blend (inside PPO's update) weighs it
+HOST_BLEND_SOURCES = ("subgoal", "oracle")  # subgoal: the ELLM matcher with its defaults
 
 
-def source_host_keys(reward_name: str) -> tuple:
+def source_host_keys(reward_name: str, sources: tuple = ()) -> tuple:
     """NLE arrays the reward's host source reads (the trainer adds them to env host_keys)."""
+    if reward_name == "blend":
+        return source_host_keys("keyroom_oracle" if sources == ("oracle",) else "ellm")
     if reward_name in ("subgoal", "ellm"):
         from rl_aux.llm.caption import OBS_KEYS
 
@@ -383,14 +389,20 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
         )
     if name == "env":
         return None, None
-    if name == "keyroom_oracle":
-        from rl_aux.rewards.keyroom_oracle import KeyRoomOracleSource
+    blend = name == "blend"  # the agent's update applies the blend: no host reward_fn
+    if name == "keyroom_oracle" or (blend and cfg.reward.sources == ("oracle",)):
+        from rl_aux.rewards.keyroom_oracle import KeyRoomOracleConfig, KeyRoomOracleSource
 
-        source = KeyRoomOracleSource(cfg.reward.beta, env.num_envs, env.action_names)
+        beta = KeyRoomOracleConfig().beta if blend else cfg.reward.beta
+        source = KeyRoomOracleSource(beta, env.num_envs, env.action_names)
     else:
         from rl_aux.llm.shaper import SubgoalShaper
+        from rl_aux.rewards.subgoal import EllmRewardConfig
 
-        source = SubgoalShaper(cfg.reward, cfg.llm, env.action_names, env.num_envs)
+        rcfg = EllmRewardConfig() if blend else cfg.reward
+        source = SubgoalShaper(rcfg, cfg.llm, env.action_names, env.num_envs)
+    if blend:
+        return source, None
     module = reward_class(name)(cfg.reward, cfg.agent.gamma)
 
     def reward_fn(roll: HostRollout) -> np.ndarray:

@@ -116,7 +116,7 @@ class RewardHook:
             _, (out, carries) = jax.lax.scan(step, b["carry0"], (tr.obs, b["first"]))
             return {**out, "carries": carries}
         t, n = tr.action.shape
-        obs = tr.obs.reshape((t * n,) + tr.obs.shape[2:])
+        obs = jax.tree.map(lambda x: x.reshape((t * n,) + x.shape[2:]), tr.obs)  # dict obs too
         out, _ = net.apply(params["net"], obs)
         return jax.tree.map(lambda x: x.reshape((t, n) + x.shape[1:]), out)
 
@@ -131,7 +131,7 @@ class RewardHook:
             )
         else:
             t, n = tr.action.shape
-            nobs = tr.next_obs.reshape((t * n,) + tr.next_obs.shape[2:])
+            nobs = jax.tree.map(lambda x: x.reshape((t * n,) + x.shape[2:]), tr.next_obs)
             nxt = net.apply(params["net"], nobs)[0][FEATURES].reshape((t, n, -1))
         return jax.lax.stop_gradient((out[FEATURES], nxt))
 

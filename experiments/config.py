@@ -370,8 +370,16 @@ def build(raw: dict) -> TrainConfig:
 
 def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
     """reward.sources for reward=blend: checked against the env's published auxiliary rewards
-    (empty: all of them). Host-stepped envs get theirs from host-side judges (not checked)."""
-    if env_name.startswith(("nethack/", "minihack/")):
+    (empty: all of them). Host-stepped envs get theirs from one host-side source."""
+    if env_name.startswith(("nethack/", "minihack/")):  # one host-side source (host_loop.py)
+        from agents.host_loop import HOST_BLEND_SOURCES
+
+        if len(reward_cfg.sources) != 1 or reward_cfg.sources[0] not in HOST_BLEND_SOURCES:
+            raise ConfigError(
+                f"reward.sources={list(reward_cfg.sources)!r}: on {env_name!r} reward=blend "
+                f"weighs exactly one host-side source. Accepted values: "
+                f"{', '.join(HOST_BLEND_SOURCES)}"
+            )
         return reward_cfg
     from envs.registry import env_reward_sources, registered_envs
 

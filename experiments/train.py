@@ -48,18 +48,19 @@ def build_agent(cfg: TrainConfig):
     """The env, heads and agent a config describes (no compilation yet)."""
     agent_cls, _ = agent_classes()[cfg.agent_name]
     options = cfg.env.options
-    if cfg.reward_name in TEXT_REWARDS:  # host reward sources read extra NLE arrays
+    host_blend = cfg.reward_name == "blend" and cfg.env.name.startswith(("nethack/", "minihack/"))
+    if cfg.reward_name in TEXT_REWARDS or host_blend:  # host sources read extra NLE arrays
         from agents.host_loop import source_host_keys
 
         options = dict(options or {})
         keys = tuple(options.get("host_keys", ()))
-        options["host_keys"] = keys + tuple(
-            k for k in source_host_keys(cfg.reward_name) if k not in keys
-        )
+        need = source_host_keys(cfg.reward_name, getattr(cfg.reward, "sources", ()))
+        options["host_keys"] = keys + tuple(k for k in need if k not in keys)
     env = make_env(cfg.env.name, cfg.agent.num_envs, options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
     kw = {}  # JAX envs: the learner applies the reward module (agents/reward_hook.py)
-    if cfg.reward_name != "env" and not getattr(env, "host_stepped", False):
+    host = getattr(env, "host_stepped", False)  # host loops apply text rewards themselves
+    if cfg.reward_name != "env" and (not host or cfg.reward_name == "blend"):
         kw["reward"] = reward_class(cfg.reward_name)(cfg.reward, cfg.agent.gamma)
     agent = agent_cls(cfg.agent, env, heads, total_updates=1, **kw)
     agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
@@ -473,13 +474,13 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     from experiments.config import _torso, load_config
 
     host = cfg.env.name.startswith(("nethack/", "minihack/"))
-    blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo" and not host
+    blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"
     text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name == "ppo" and host
     if cfg.reward_name != "env" and not (blend_ok or text_ok):  # not in these loops yet
         raise ConfigError(
             f"reward={cfg.reward_name} is not wired into `rl-aux train` for agent="
             f"{cfg.agent_name} on env {cfg.env.name!r} yet: training would silently use the "
-            "env reward. Accepted here: reward=env; reward=blend with agent=ppo on a JAX env; "
+            "env reward. Accepted here: reward=env; reward=blend with agent=ppo; "
             f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo on nethack/ and minihack/ envs "
             "(docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
         )

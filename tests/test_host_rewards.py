@@ -110,3 +110,28 @@ def test_ellm_reward_trains_through_the_cli(tmp_path):
         rows = list(csv.DictReader(f))
     assert rows and {"charts/aux_return", "llm/captions", "llm/table_fill_rate"} <= set(rows[0])
     assert int(rows[-1]["llm/captions"]) > 1
+
+
+@pytest.mark.slow
+def test_blend_of_a_host_source_runs_inside_the_host_ppo_update():
+    """reward=blend reward.sources=[oracle] on KeyRoom: r_aux reaches PPO's update, phi moves."""
+    from agents.host_loop import HostPPO, host_reward
+    from experiments.config import load_config
+    from experiments.train import build_agent
+
+    cfg = load_config([*TINY, "reward=blend", "reward.sources=[oracle]"])
+    env, agent = build_agent(cfg)
+    source, reward_fn = host_reward(cfg, env)
+    assert reward_fn is None and source.name == "oracle" and agent.reward is not None
+    seen = []
+    try:
+        state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+        loop = HostPPO(agent, env, reward_fn, True, source)
+        new = loop.train(state, 2, jax.random.PRNGKey(1), lambda i, m, r, dt: seen.append(m))
+    finally:
+        env.close()
+    assert all(np.isfinite(v) for m in seen for v in m.values())
+    moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.reward.phi, new.reward.phi)
+    assert any(jax.tree.leaves(moved))
+    with pytest.raises(ConfigError, match="reward.sources"):
+        load_config([*TINY, "reward=blend", "reward.sources=[centre]"])
