@@ -183,8 +183,8 @@ def test_cli_blend_exit_codes(capsys, tmp_path):
     assert main(argv) == 2
     assert "reward=blend is not wired" in capsys.readouterr().err
     argv = ["train", "env=minihack/Room-5x5-v0", "reward=blend", f"run_dir={tmp_path}/m"]
-    assert main(argv) == 2
-    assert "reward=blend is not wired" in capsys.readouterr().err
+    assert main(argv) == 2  # host envs: exactly one host-side source
+    assert "exactly one host-side source" in capsys.readouterr().err
     argv = ["train", "env=barfi/grid-centre", "reward=blend", "reward.sources=[x]"]
     assert main(argv) == 2
     assert "reward.sources" in capsys.readouterr().err
