@@ -114,11 +114,16 @@ class AtariVecEnv:
         self.num_envs = num_envs
         self._instances: dict[int, tuple] = {}
         ale_env = self._instance(1)[0]
+        self._finish_init(int(ale_env.single_action_space.n))
+
+    def _finish_init(self, num_actions: int) -> None:
+        """The spec and batched reset/step, shared by every backend."""
+        cfg = self.cfg
         self.spec = EnvSpec(
-            name=f"atari/{game}",
+            name=f"atari/{self.game}",
             obs_shape=(cfg.size, cfg.size, cfg.stack),
             obs_dtype=jnp.uint8,
-            num_actions=int(ale_env.single_action_space.n),
+            num_actions=num_actions,
             max_episode_steps=cfg.max_frames // cfg.frameskip,
         )
         self._reset_b = self._batched(self._reset_impl)

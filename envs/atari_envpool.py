@@ -34,7 +34,6 @@ import numpy as np
 from jax.experimental import io_callback
 
 from envs.atari import AtariConfig, AtariVecEnv
-from rl_aux.types import EnvSpec
 
 INSTALL_HINT = "pip install 'rl-aux[atari]' (it installs envpool >= 1.2.5)"
 
@@ -72,15 +71,7 @@ class EnvpoolAtariVecEnv(AtariVecEnv):
         self.game, self.cfg, self.num_envs, self.seed = game, cfg, num_envs, seed
         self._instances: dict[int, tuple] = {}
         env = self._instance(1)[0]
-        self.spec = EnvSpec(
-            name=f"atari/{game}",
-            obs_shape=(cfg.size, cfg.size, cfg.stack),
-            obs_dtype=jnp.uint8,
-            num_actions=int(env.action_space.n),
-            max_episode_steps=cfg.max_frames // cfg.frameskip,
-        )
-        self._reset_b = self._batched(self._reset_impl)
-        self._step_b = self._batched(self._step_impl)
+        self._finish_init(int(env.action_space.n))
 
     def _instance(self, copies: int):
         """envpool of copies * num_envs emulators, its handle and raw XLA recv/send (cached)."""

@@ -43,26 +43,15 @@ def _worker_raw_ale(num_envs: int, steps: int) -> dict:
     return {"run_s": run_s, "env_steps": n * num_envs, "steps_per_s": n * num_envs / run_s}
 
 
-def _worker_learner(
-    experiment: str, num_envs: int, updates: int, conv: str, backend: str = "ale"
-) -> dict:
-    """One compiled chunk of `updates` learner updates (1 seed) after compilation."""
+def compiled_chunk(overrides: list[str], updates: int):
+    """(agent, 1-seed state, compiled chunk of `updates` updates, compile s, XLA flops)."""
     import jax
 
     from experiments.config import load_config
     from experiments.train import build_agent
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 
-    over = [
-        f"experiment={experiment}",
-        f"agent.num_envs={num_envs}",
-        f"agent.network.conv={conv}",
-        f"env.options.backend={backend}",
-    ]
-    if experiment == "atari_dqn":  # learn from the first step; a buffer that fits the run
-        over += ["agent.learning_starts=0", f"agent.buffer_size={num_envs * 2048}"]
-    cfg = load_config(over)
-    _, agent = build_agent(cfg)
+    _, agent = build_agent(load_config(overrides))
     state, axes = init_seeds(agent, 1)
     state = jax.block_until_ready(state)
     fn = vmapped_chunk(agent, axes, updates, donate=False)
@@ -72,6 +61,24 @@ def _worker_learner(
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    return agent, state, compiled, compile_s, flops
+
+
+def _worker_learner(
+    experiment: str, num_envs: int, updates: int, conv: str, backend: str = "ale"
+) -> dict:
+    """One compiled chunk of `updates` learner updates (1 seed) after compilation."""
+    import jax
+
+    over = [
+        f"experiment={experiment}",
+        f"agent.num_envs={num_envs}",
+        f"agent.network.conv={conv}",
+        f"env.options.backend={backend}",
+    ]
+    if experiment == "atari_dqn":  # learn from the first step; a buffer that fits the run
+        over += ["agent.learning_starts=0", f"agent.buffer_size={num_envs * 2048}"]
+    agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
     jax.block_until_ready(compiled(state))  # warm-up run (first-call allocations)
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(state))

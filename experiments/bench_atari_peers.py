@@ -107,24 +107,12 @@ def serve_learner(algo: str, num_envs: int, updates: int, conv: str, backend: st
     """Compile one chunk of `updates` updates, run it once, then time `go K` windows."""
     import jax
 
-    from experiments.config import load_config
-    from experiments.train import build_agent
-    from rl_aux.vectorize import init_seeds, vmapped_chunk
+    from experiments.bench_atari import compiled_chunk
 
     over = [*OURS[algo], f"agent.network.conv={conv}", f"env.options.backend={backend}"]
     if algo == "ppo":
         over.append(f"agent.num_envs={num_envs}")
-    cfg = load_config(over)
-    _, agent = build_agent(cfg)
-    state, axes = init_seeds(agent, 1)
-    state = jax.block_until_ready(state)
-    fn = vmapped_chunk(agent, axes, updates, donate=False)
-    t0 = time.perf_counter()
-    compiled = fn.lower(state).compile()
-    compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
     state = jax.block_until_ready(compiled(state))[0]
     steps = updates * agent.steps_per_update
     _say(event="ready", compile_s=compile_s, flops=flops, steps_per_window=steps)
