@@ -54,7 +54,7 @@ class DQNConfig:
     anneal_lr: bool = False
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
-    loss: str = spec("mse", choices=("mse", "huber"))
+    loss: str = spec("mse", choices=("mse", "huber", "l1"))  # l1: Fang & Stachenfeld's code
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
@@ -174,7 +174,7 @@ class DQN:
             v_next = q_next_t.max(-1)
         y = jax.lax.stop_gradient(tr.reward + discount * v_next)
         err = q - y
-        td = optax.huber_loss(err) if cfg.loss == "huber" else 0.5 * err**2
+        td = {"huber": optax.huber_loss, "l1": jnp.abs}.get(cfg.loss, lambda e: 0.5 * e**2)(err)
         main = td.mean()
         metrics = {"losses/td": main, "losses/q_mean": q.mean()}
         aux = jnp.zeros(())

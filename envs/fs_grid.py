@@ -3,8 +3,8 @@
 The observation is the one-hot agent cell (64); the goal is not shown. The agent starts on a
 random non-goal cell; actions up/down/left/right (walls block); the episode terminates at the
 goal and is truncated after 150 steps. The goal sits at cell (row, col) = `goal` (default (6, 5)).
-Their mid-run goal move (transfer) is not modelled: eval envs are fresh, so a counter-based
-move would test the old goal.
+Their mid-run goal move (transfer) is a second phase on an env with another `goal`
+(experiments/fs_grid_transfer.py), not a counter inside the env: fresh eval envs must see it too.
 """
 
 from __future__ import annotations
