@@ -1,6 +1,7 @@
 """Fang & Stachenfeld's (ICLR 2024) 8x8 open gridworld: find a hidden goal, reward 1 there.
 
-The observation is the one-hot agent cell (64); the goal is not shown. The agent starts on a
+The observation is the one-hot agent cell (64), or with `obs="grid"` their 10x10x1 image (walls
+-1 around the 8x8 room, agent +1); the goal is not shown. The agent starts on a
 random non-goal cell; actions up/down/left/right (walls block); the episode terminates at the
 goal and is truncated after 150 steps. The goal sits at cell (row, col) = `goal` (default (6, 5)).
 Their mid-run goal move (transfer) is a second phase on an env with another `goal`
@@ -19,14 +20,29 @@ SIZE = 8
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], np.int32)  # numpy: no backend start
 
 
+OBS_KINDS = ("onehot", "grid")
+
+
 class FSGrid:
-    def __init__(self, goal: tuple[int, int] = (6, 5), max_steps: int = 150):
+    def __init__(self, goal: tuple[int, int] = (6, 5), max_steps: int = 150, obs: str = "onehot"):
+        if obs not in OBS_KINDS:
+            raise ValueError(f"env.options.obs={obs!r}; accepted: {', '.join(OBS_KINDS)}")
         self.goal = jnp.asarray(goal)
         self.max_steps = max_steps
-        self.spec = EnvSpec("fsgrid/Open8x8", (SIZE * SIZE,), jnp.float32, 4, max_steps)
+        self.obs_kind = obs
+        shape = (SIZE * SIZE,) if obs == "onehot" else (SIZE + 2, SIZE + 2, 1)
+        self.spec = EnvSpec("fsgrid/Open8x8", shape, jnp.float32, 4, max_steps)
 
     def _obs(self, pos):
-        return jax.nn.one_hot(pos[0] * SIZE + pos[1], SIZE * SIZE)
+        if self.obs_kind == "onehot":
+            return jax.nn.one_hot(pos[0] * SIZE + pos[1], SIZE * SIZE)
+        walls = jnp.pad(jnp.zeros((SIZE, SIZE)), 1, constant_values=-1.0)
+        return walls.at[pos[0] + 1, pos[1] + 1].set(1.0)[..., None]
+
+    def cell_obs(self) -> jax.Array:
+        """The observation of every cell, row-major: [64, *obs_shape] (exact evaluation)."""
+        cells = jnp.arange(SIZE * SIZE)
+        return jax.vmap(self._obs)(jnp.stack([cells // SIZE, cells % SIZE], -1))
 
     def reset(self, key):
         goal_cell = self.goal[0] * SIZE + self.goal[1]

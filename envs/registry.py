@@ -39,12 +39,14 @@ def _atari_names() -> list[str]:
 
 
 def env_options(name: str) -> dict:
-    """The default `env.options` of an Atari env (its protocol flags), as plain data; else {}."""
+    """The default `env.options` of an env (Atari: its protocol flags), as plain data; else {}."""
     if name.startswith("atari/"):
         from envs.atari import AtariConfig
         from rl_aux.configs import to_dict
 
         return to_dict(AtariConfig())
+    if name == "fsgrid/Open8x8":
+        return {"obs": "onehot"}
     return {}
 
 
@@ -88,10 +90,23 @@ def check_env_options(name: str, options: dict | None) -> None:
                 check_envpool_game(name.partition("/")[2])
             except (ValueError, ImportError) as e:
                 raise ConfigError(str(e)) from None
+    elif family == "fsgrid" and options:
+        from envs.fs_grid import OBS_KINDS
+
+        extra = set(options) - {"obs"}
+        if extra:
+            raise ConfigError(
+                f"env.options: unknown key(s) {sorted(extra)} for {name}; accepted: obs"
+            )
+        if options["obs"] not in OBS_KINDS:
+            accepted = ", ".join(OBS_KINDS)
+            raise ConfigError(
+                f"env.options.obs={options['obs']!r} is out of range; accepted: {accepted}"
+            )
     elif options:
         raise ConfigError(
             f"env.options={dict(options)!r}: env {name!r} takes no options "
-            "(only atari/*, nethack/* and minihack/* envs do)"
+            "(only atari/*, nethack/*, minihack/* and fsgrid/* envs do)"
         )
 
 
@@ -118,7 +133,7 @@ def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 
     if family == "memory" and task in MEMORY_NAMES:
         return JaxVecEnv(make_memory_env(task), num_envs)
     if name == "fsgrid/Open8x8":
-        return JaxVecEnv(FSGrid(), num_envs)
+        return JaxVecEnv(FSGrid(**dict(options or {})), num_envs)
     if name == "barfi/Grid7x7":
         return JaxVecEnv(BarfiGrid(), num_envs)
     if family == "barfi" and task.removeprefix("grid-") in BARFI_AUX:

@@ -74,7 +74,7 @@ def path_metrics(q_tables: np.ndarray, goal: tuple[int, int], max_steps: int) ->
 def agent_for_goal(cfg, goal: tuple[int, int]):
     """The config's agent on an FSGrid whose goal is `goal` (heads rebuilt on its spec)."""
     _, agent = build_agent(cfg)
-    env = JaxVecEnv(FSGrid(goal=goal), cfg.agent.num_envs)
+    env = JaxVecEnv(FSGrid(goal=goal, **dict(cfg.env.options or {})), cfg.agent.num_envs)
     heads = [head_class(n)(h, env.spec) for n, h in cfg.heads.items()]
     moved = type(agent)(cfg.agent, env, heads, total_updates=agent.total_updates)
     return moved
@@ -87,7 +87,7 @@ def run_arm(label: str, overrides: list[str], args) -> dict:
     n_envs = cfg.agent.num_envs
     per_chunk = max(args.eval_every // n_envs, 1)
     n_chunks = args.phase_steps // (per_chunk * n_envs)
-    obs_all = jnp.eye(SIZE * SIZE)
+    obs_all = FSGrid(**dict(cfg.env.options or {})).cell_obs()
     curves = {}
     state = None
     t0 = time.time()

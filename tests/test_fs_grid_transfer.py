@@ -33,3 +33,32 @@ def test_greedy_paths_counts_steps_from_every_start():
     steps = greedy_paths(_toward(goal), goal, 150)
     cells = np.arange(1, SIZE * SIZE)  # every non-goal cell, in order
     np.testing.assert_array_equal(steps, cells // SIZE + cells % SIZE)
+
+
+def test_grid_observation_through_the_small_cnn_with_a_linear_latent():
+    """`env.options.obs=grid` + `torso=small_cnn` (their encoder): a [*, 4] latent, not clipped."""
+    import jax
+
+    from envs.fs_grid import FSGrid
+    from rl_aux.networks.network import NetworkConfig, make_network
+
+    obs = FSGrid(obs="grid").cell_obs()
+    assert obs.shape == (64, 10, 10, 1) and float(obs.min()) == -1.0
+    cfg = NetworkConfig(
+        torso="small_cnn", hidden=(32, 4), linear_out=True, activation="relu", conv="patches"
+    )
+    net = make_network(cfg, 4, (10, 10, 1), "q")
+    params = net.init(jax.random.PRNGKey(0), obs)
+    out, _ = net.apply(params, obs)
+    assert out["q"].shape == (64, 4) and out["z"].shape == (64, 4)
+    assert float(out["z"].min()) < 0.0  # linear latent: negative values survive
+
+
+def test_bad_fsgrid_obs_option_names_the_field_and_the_choices():
+    import pytest
+
+    from envs.registry import check_env_options
+    from rl_aux.configs import ConfigError
+
+    with pytest.raises(ConfigError, match=r"env.options.obs='pixels'.*onehot, grid"):
+        check_env_options("fsgrid/Open8x8", {"obs": "pixels"})

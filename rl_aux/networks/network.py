@@ -24,8 +24,14 @@ from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso, orthogonal
 class NetworkConfig:
     """What to build; every field has a sane default for small vector observations."""
 
-    torso: str = spec("mlp", choices=("mlp", "nature_cnn", "impala_cnn", "nethack", "minihack"))
-    hidden: tuple = (64, 64)  # MLP widths
+    torso: str = spec(
+        "mlp", choices=("mlp", "small_cnn", "nature_cnn", "impala_cnn", "nethack", "minihack")
+    )
+    hidden: tuple = (64, 64)  # MLP widths (small_cnn: the widths after its convs)
+    linear_out: bool = False  # mlp/small_cnn: no activation on the last torso layer
+    conv_channels: tuple = (16, 32)  # small_cnn
+    conv_kernel: int = spec(2, ge=1)  # small_cnn
+    conv_pool: int = spec(2, ge=0)  # small_cnn: max-pool after the convs (<= 1: none)
     activation: str = spec("tanh", choices=tuple(ACTIVATIONS))
     init: str = spec("orthogonal", choices=("orthogonal", "lecun"))
     features: int = spec(512, ge=1)  # CNN torso output width
@@ -40,7 +46,19 @@ class NetworkConfig:
 
 def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
     if cfg.torso == "mlp":
-        return MLPTorso(cfg.hidden, cfg.activation, cfg.init, obs_ndim, name=name)
+        return MLPTorso(cfg.hidden, cfg.activation, cfg.init, obs_ndim, cfg.linear_out, name=name)
+    if cfg.torso == "small_cnn":
+        return TORSOS["small_cnn"](
+            cfg.conv_channels,
+            cfg.conv_kernel,
+            cfg.conv_pool,
+            cfg.hidden,
+            cfg.activation,
+            cfg.init,
+            cfg.conv,
+            cfg.linear_out,
+            name=name,
+        )
     if cfg.torso == "nature_cnn":
         return TORSOS["nature_cnn"](cfg.features, cfg.init, cfg.conv, name=name)
     if cfg.torso == "impala_cnn":

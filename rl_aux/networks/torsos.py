@@ -1,4 +1,4 @@
-"""Torsos map an observation to a feature vector z: MLP, Nature-CNN, IMPALA-CNN."""
+"""Torsos map an observation to a feature vector z: MLP, small CNN, Nature-CNN, IMPALA-CNN."""
 
 from __future__ import annotations
 
@@ -52,19 +52,51 @@ class MLPTorso(nn.Module):
     activation: str = "tanh"
     init: str = "orthogonal"
     obs_ndim: int = 1  # trailing observation dims to flatten
+    linear_out: bool = False  # no activation after the last layer (a linear latent)
 
     @nn.compact
     def __call__(self, obs):
         x = _as_float(obs)
         x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
-        act = ACTIVATIONS[self.activation]
-        for width in self.hidden:
-            x = act(
-                nn.Dense(
-                    width, kernel_init=_kernel_init(self.init), bias_init=nn.initializers.zeros
-                )(x)
-            )
-        return x
+        return _dense_stack(x, self.hidden, self.activation, self.init, self.linear_out)
+
+
+def _dense_stack(x, widths, activation: str, init: str, linear_out: bool):
+    act = ACTIVATIONS[activation]
+    for i, width in enumerate(widths):
+        x = nn.Dense(width, kernel_init=_kernel_init(init), bias_init=nn.initializers.zeros)(x)
+        x = x if linear_out and i == len(widths) - 1 else act(x)
+    return x
+
+
+class SmallCNN(nn.Module):
+    """Small-grid conv torso (gridworlds, MinAtar): VALID convs + ReLU, optional max-pool, then
+    the MLP `hidden` widths; e.g. Fang & Stachenfeld's encoder is channels (16, 32), kernel 2,
+    pool 2, hidden (32, latent) with a linear latent. Input [..., H, W, C]."""
+
+    channels: Sequence[int] = (16, 32)
+    kernel: int = 2
+    pool: int = 2  # max-pool window and stride after the convs (<= 1: none)
+    hidden: Sequence[int] = (32,)
+    activation: str = "relu"
+    init: str = "orthogonal"
+    conv: str = "patches"
+    linear_out: bool = False
+
+    @nn.compact
+    def __call__(self, obs):
+        x = _as_float(obs)
+        lead = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        k = _kernel_init(self.init)
+        for c in self.channels:
+            x = nn.relu(_conv(self.conv)(c, (self.kernel,) * 2, (1, 1), "VALID", kernel_init=k)(x))
+        if self.pool > 1:
+            x = nn.max_pool(x, (self.pool,) * 2, (self.pool,) * 2)
+        x = _dense_stack(
+            x.reshape(x.shape[0], -1), self.hidden, self.activation, self.init, self.linear_out
+        )
+        return x.reshape(lead + x.shape[-1:])
 
 
 class PatchConv(nn.Module):
@@ -167,4 +199,4 @@ class ImpalaCNN(nn.Module):
         return x.reshape(lead + (self.features,))
 
 
-TORSOS = {"mlp": MLPTorso, "nature_cnn": NatureCNN, "impala_cnn": ImpalaCNN}
+TORSOS = {"mlp": MLPTorso, "small_cnn": SmallCNN, "nature_cnn": NatureCNN, "impala_cnn": ImpalaCNN}
