@@ -188,12 +188,9 @@ class DQN:
     def _learn(self, state: DQNState):
         cfg = self.cfg
 
-        def one(c, _):
-            params, aux_target, opt_state, bal_state, key = c
-            key, k_s, k_l = jax.random.split(key, 3)
-            tr, discount = self._replay_sample(
-                state.replay, k_s, cfg.batch_size, cfg.n_step, cfg.gamma
-            )
+        def one(c, batch):
+            params, aux_target, opt_state, bal_state = c
+            tr, discount, k_l = batch
             fn = lambda p: self._losses(
                 p, state.target_params, aux_target, tr, discount, state.hparams, k_l
             )
@@ -203,15 +200,24 @@ class DQN:
             if aux_target is not None:
                 aux_target = ema_update(aux_target, params, self.suite.target_tau)
             m["losses/grad_norm"] = optax.tree.norm(grads)
-            return (params, aux_target, opt_state, bal_state, key), m
+            return (params, aux_target, opt_state, bal_state), m
 
+        def keys(c, _):
+            c, k_s, k_l = jax.random.split(c, 3)
+            return c, (k_s, k_l)
+
+        # every gradient step's batch is drawn before the loop over them: a replay buffer
+        # read inside the loop would be carried (copied) through it
         key, k = jax.random.split(state.key)
+        _, (k_s, k_l) = jax.lax.scan(keys, k, None, cfg.gradient_steps)
+        sample = lambda k: self._replay_sample(
+            state.replay, k, cfg.batch_size, cfg.n_step, cfg.gamma
+        )
+        tr, discount = jax.vmap(sample)(k_s)
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
         opt_state = set_lr(state.opt_state, state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0))
-        c0 = (state.params, state.aux_target, opt_state, state.bal_state, k)
-        (params, aux_target, opt_state, bal_state, _), m = jax.lax.scan(
-            one, c0, None, cfg.gradient_steps
-        )
+        c0 = (state.params, state.aux_target, opt_state, state.bal_state)
+        (params, aux_target, opt_state, bal_state), m = jax.lax.scan(one, c0, (tr, discount, k_l))
         state = state.replace(
             params=params,
             aux_target=aux_target,
@@ -243,9 +249,13 @@ class DQN:
         state = state.replace(replay=self._replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
         learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
-        _, m_shape = jax.eval_shape(self._learn, state)
+        # the branches return only the fields learning changes: a cond that returned the whole
+        # state would copy the replay buffer through it at every step
+        learned = lambda s: _learned_fields(*self._learn(s))
+        _, m_shape = jax.eval_shape(learned, state)
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), m_shape)
-        state, m = jax.lax.cond(learn, self._learn, lambda s: (s, zeros), state)
+        fields, m = jax.lax.cond(learn, learned, lambda s: (_learned_fields(s), zeros), state)
+        state = state.replace(**fields)
         # target network: every target_update_interval env steps (hard copy when tau = 1)
         # the step counter is unbatched across seeds (rl_aux/vectorize.py): a real branch
         sync = (env_steps % cfg.target_update_interval) < cfg.num_envs
@@ -263,3 +273,12 @@ class DQN:
 
     def train_chunk(self, state: DQNState, num_updates: int):
         return jax.lax.scan(self._update, state, None, num_updates)
+
+
+LEARNED = ("params", "aux_target", "opt_state", "bal_state", "key", "grad_steps")
+
+
+def _learned_fields(state: DQNState, metrics: dict | None = None):
+    """The DQNState fields `DQN._learn` changes (and its metrics, if given)."""
+    fields = {f: getattr(state, f) for f in LEARNED}
+    return fields if metrics is None else (fields, metrics)

@@ -437,7 +437,13 @@ def main(argv: list[str] | None = None) -> int:
         "--suite", default="core", choices=sorted([*SUITES, "atari", "blend", "llm", "nethack"])
     )
     p.add_argument("--num-envs", default="8,16", help="atari suite: comma-separated env counts")
-    p.add_argument("--conv", default="patches", choices=("patches", "lax"), help="atari suite")
+    p.add_argument(
+        "--conv",
+        default="config",
+        choices=("config", "patches", "lax", "canonical"),
+        help="atari suite: agent.network.conv (config: each experiment's own)",
+    )
+    p.add_argument("--algos", default="ppo,dqn", help="atari suite: learners to time")
     p.add_argument("--backend", default="ale,envpool", help="atari suite: env backends (raw "
                    "figures for each; the learners use the first)")  # fmt: skip
     p.add_argument("--cleanrl-harness", help="atari suite: CleanRL harness (docs/atari.md)")
@@ -501,7 +507,11 @@ def main(argv: list[str] | None = None) -> int:
                      "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
                      "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
         raw_steps = max(int(4000 * a.scale), 64)
-        return atari_main(envs, a.conv, raw_steps, a.json, backends, peers, a.repeats)
+        algos = tuple(a.algos.split(","))
+        if not set(algos) <= {"ppo", "dqn"}:
+            print(f"rl-aux bench: --algos={a.algos!r}: accepted ppo, dqn", file=sys.stderr)
+            return 2
+        return atari_main(envs, a.conv, raw_steps, a.json, backends, peers, a.repeats, algos)
     if a.suite == "blend":
         rows = run_blend_suite(seeds, a.scale, a.repeats)
         print(BLEND_PPO_HEADER)

@@ -70,12 +70,8 @@ def _worker_learner(
     """One compiled chunk of `updates` learner updates (1 seed) after compilation."""
     import jax
 
-    over = [
-        f"experiment={experiment}",
-        f"agent.num_envs={num_envs}",
-        f"agent.network.conv={conv}",
-        f"env.options.backend={backend}",
-    ]
+    over = [f"experiment={experiment}", f"agent.num_envs={num_envs}", *conv_override(conv)]
+    over.append(f"env.options.backend={backend}")
     if experiment == "atari_dqn":  # learn from the first step; a buffer that fits the run
         over += ["agent.learning_starts=0", f"agent.buffer_size={num_envs * 2048}"]
     agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
@@ -92,6 +88,11 @@ def _worker_learner(
         "flops": flops,
         "flops_per_s": flops / run_s,
     }
+
+
+def conv_override(conv: str) -> list[str]:
+    """The override that sets the convolutions; none for `config` (the experiment's own)."""
+    return [] if conv == "config" else [f"agent.network.conv={conv}"]
 
 
 def _worker_matmul(n: int = 1024, reps: int = 20) -> dict:
@@ -139,6 +140,7 @@ def run(
     backends: tuple[str, ...] = ("ale",),
     peers: dict | None = None,
     repeats: int = 3,
+    algos: tuple[str, ...] = ("ppo", "dqn"),
 ) -> dict:
     """Raw env figures for every backend; then our learners (on backends[0]) alone at each
     env count, or, with `peers` (a CleanRL harness), side by side with CleanRL."""
@@ -158,7 +160,7 @@ def run(
         from experiments.bench_atari_peers import run_peers
 
         out["peer_rows"] = run_peers(num_envs_list[0], conv, backends[0], repeats=repeats,
-                                     **peers)  # fmt: skip
+                                     algos=algos, **peers)  # fmt: skip
         for row in out["peer_rows"]:
             ours = row["ours"]
             if "error" not in ours and "error" not in matmul and ours.get("flops"):
@@ -167,7 +169,7 @@ def run(
         return out
     for n in num_envs_list:
         raw = next(r["host"] for r in raw_rows if r["num_envs"] == n)
-        for name, experiment, updates in CASES:
+        for name, experiment, updates in [c for c in CASES if c[0] in algos]:
             r = _run_worker(
                 ["atari_learner", experiment, str(n), str(updates), conv, backends[0]],
                 timeout=5400,
@@ -219,8 +221,9 @@ def main(
     backends: tuple[str, ...] = ("ale",),
     peers: dict | None = None,
     repeats: int = 3,
+    algos: tuple[str, ...] = ("ppo", "dqn"),
 ) -> int:
-    result = run(num_envs_list, conv, raw_steps, backends, peers, repeats)
+    result = run(num_envs_list, conv, raw_steps, backends, peers, repeats, algos)
     print(RAW_HEADER)
     for row in result["raw"]:
         print(format_raw_row(row))

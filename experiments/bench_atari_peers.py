@@ -107,9 +107,9 @@ def serve_learner(algo: str, num_envs: int, updates: int, conv: str, backend: st
     """Compile one chunk of `updates` updates, run it once, then time `go K` windows."""
     import jax
 
-    from experiments.bench_atari import compiled_chunk
+    from experiments.bench_atari import compiled_chunk, conv_override
 
-    over = [*OURS[algo], f"agent.network.conv={conv}", f"env.options.backend={backend}"]
+    over = [*OURS[algo], *conv_override(conv), f"env.options.backend={backend}"]
     if algo == "ppo":
         over.append(f"agent.num_envs={num_envs}")
     agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
@@ -226,6 +226,7 @@ def run_peers(
     repeats: int,
     log_dir: str,
     variants: tuple[str, ...] = ("published", "unrolled"),
+    algos: tuple[str, ...] = ("ppo", "dqn"),
 ) -> list[dict]:
     """PPO (num_envs envs) and DQN (1 env, CleanRL's only setting) side by side with CleanRL."""
     os.makedirs(log_dir, exist_ok=True)
@@ -259,7 +260,7 @@ def run_peers(
             ],
         ),  # fmt: skip
     }
-    for algo, (n, peer_opts, script_args) in plans.items():
+    for algo, (n, peer_opts, script_args) in [(k, v) for k, v in plans.items() if k in algos]:
         # windows: PPO one update / one CleanRL iteration (n x 128 steps); DQN 400 env steps
         ours_updates, peer_k = (1, 1) if algo == "ppo" else (400, 4)
         print(f"{algo}/{GAME} x{n} envs: side by side with CleanRL", file=sys.stderr)

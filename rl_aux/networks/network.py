@@ -36,7 +36,8 @@ class NetworkConfig:
     init: str = spec("orthogonal", choices=("orthogonal", "lecun"))
     features: int = spec(512, ge=1)  # CNN torso output width
     impala_width: float = spec(1.0, gt=0.0)
-    conv: str = spec("lax", choices=("lax", "patches"))  # CNN convolutions: XLA's, or matmuls
+    # CNN convolutions: XLA's, matmuls, or XLA's with hand-written gradients (networks/conv.py)
+    conv: str = spec("lax", choices=("lax", "patches", "canonical"))
     separate_critic: bool = False  # PPO: a second torso for the value (PureJaxRL style)
     core: str = spec("none", choices=("none", "lstm", "gru"))
     core_hidden: int = spec(128, ge=1)

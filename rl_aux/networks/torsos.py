@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rl_aux.networks.conv import CanonicalConv, same_pad
+
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 
 
@@ -119,7 +121,7 @@ class PatchConv(nn.Module):
         w = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features))
         b = self.param("bias", nn.initializers.zeros, (self.features,))
         if self.padding == "SAME":
-            ph, pw = _same_pad(x.shape[1], kh, sh), _same_pad(x.shape[2], kw, sw)
+            ph, pw = same_pad(x.shape[1], kh, sh), same_pad(x.shape[2], kw, sw)
             x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
         oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
         cols = [
@@ -131,15 +133,10 @@ class PatchConv(nn.Module):
         return patches @ w.reshape(kh * kw * cin, self.features) + b
 
 
-def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
-    out = -(-size // s)
-    total = max((out - 1) * s + k - size, 0)
-    return total // 2, total - total // 2
-
-
 def _conv(impl: str):
-    """nn.Conv (XLA's convolution) or PatchConv (slices + matmul), same parameters."""
-    return PatchConv if impl == "patches" else nn.Conv
+    """nn.Conv (XLA's convolution), PatchConv (slices + matmul) or CanonicalConv (XLA's
+    convolution, hand-written gradients); all three have the same parameters."""
+    return {"patches": PatchConv, "canonical": CanonicalConv}.get(impl, nn.Conv)
 
 
 class NatureCNN(nn.Module):
@@ -147,7 +144,7 @@ class NatureCNN(nn.Module):
 
     features: int = 512
     init: str = "orthogonal"
-    conv: str = "lax"  # 'patches': PatchConv (fast weight-gradients inside lax.scan on CPU)
+    conv: str = "lax"  # 'patches'/'canonical': fast weight-gradients inside lax.scan on CPU
 
     @nn.compact
     def __call__(self, obs):
