@@ -20,7 +20,7 @@ from experiments.config import ConfigError, load_config
         (["head=reward_prd"], ["reward_pred"]),
         (["heads.reward_pred.weight=2"], ["head=reward_pred"]),
         (["grid.gamma=[0.9]"], ["grid.gamma", "lr"]),
-        (["agent=dqn", "agent.loss=l1"], ["agent.loss", "mse", "huber"]),
+        (["agent=dqn", "agent.loss=l3"], ["agent.loss", "mse", "huber", "l1"]),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(argv, expect, capsys):

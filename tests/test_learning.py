@@ -6,6 +6,8 @@ experiments/configs/experiment/ppo_cartpole.yaml). DQN: greedy evaluation return
 >= 475 at 500k steps in at least 3 of 4 vmapped seeds, with PureJaxRL's dqn.py config.
 """
 
+import pytest
+
 from experiments.config import load_config
 from experiments.train import run
 
@@ -20,6 +22,7 @@ def test_ppo_cartpole_solves_in_every_seed(tmp_path):
     assert min(finals) >= 475, finals
 
 
+@pytest.mark.slow  # ~80 s; DQN's update is pinned in the default suite by tests/test_dqn_learn.py
 def test_dqn_cartpole_greedy_eval_solves_in_3_of_4_seeds(tmp_path):
     cfg = load_config(
         [
