@@ -69,6 +69,18 @@ def same_pad(size: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def conv_params(mod: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Kernel and bias of an nn.Conv-compatible layer `mod` (inside its compact call), and `x`
+    padded for its `padding` ('VALID' or 'SAME', nn.Conv's split), ready for a VALID conv."""
+    (kh, kw), (sh, sw) = mod.kernel_size, tuple(mod.strides)
+    w = mod.param("kernel", mod.kernel_init, (kh, kw, x.shape[-1], mod.features))
+    b = mod.param("bias", nn.initializers.zeros, (mod.features,))
+    if mod.padding == "SAME":
+        ph, pw = same_pad(x.shape[1], kh, sh), same_pad(x.shape[2], kw, sw)
+        x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+    return x, w, b
+
+
 class CanonicalConv(nn.Module):
     """nn.Conv (same parameters, same outputs) with hand-written canonical gradients.
 
@@ -82,10 +94,5 @@ class CanonicalConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        (kh, kw), strides = self.kernel_size, tuple(self.strides)
-        w = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
-        b = self.param("bias", nn.initializers.zeros, (self.features,))
-        if self.padding == "SAME":
-            ph, pw = same_pad(x.shape[1], kh, strides[0]), same_pad(x.shape[2], kw, strides[1])
-            x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-        return conv_valid(x, w.astype(x.dtype), strides) + b
+        x, w, b = conv_params(self, x)
+        return conv_valid(x, w.astype(x.dtype), tuple(self.strides)) + b

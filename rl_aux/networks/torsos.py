@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.networks.conv import CanonicalConv, same_pad
+from rl_aux.networks.conv import CanonicalConv, conv_params
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 
@@ -45,6 +45,12 @@ def orthogonal(scale: float = 1.0):
 def _as_float(obs: jnp.ndarray) -> jnp.ndarray:
     """uint8 frames are scaled to [0, 1]; float observations pass unchanged."""
     return obs.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
+
+
+def _image_batch(obs: jnp.ndarray) -> tuple[jnp.ndarray, tuple]:
+    """[..., H, W, C] images as one float [N, H, W, C] batch, and the leading shape to restore."""
+    x = _as_float(obs)
+    return x.reshape((-1,) + x.shape[-3:]), x.shape[:-3]
 
 
 class MLPTorso(nn.Module):
@@ -87,9 +93,7 @@ class SmallCNN(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = _as_float(obs)
-        lead = x.shape[:-3]
-        x = x.reshape((-1,) + x.shape[-3:])
+        x, lead = _image_batch(obs)
         k = _kernel_init(self.init)
         for c in self.channels:
             x = nn.relu(_conv(self.conv)(c, (self.kernel,) * 2, (1, 1), "VALID", kernel_init=k)(x))
@@ -116,13 +120,8 @@ class PatchConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        cin = x.shape[-1]
-        w = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features))
-        b = self.param("bias", nn.initializers.zeros, (self.features,))
-        if self.padding == "SAME":
-            ph, pw = same_pad(x.shape[1], kh, sh), same_pad(x.shape[2], kw, sw)
-            x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+        x, w, b = conv_params(self, x)
+        (kh, kw), (sh, sw), cin = self.kernel_size, self.strides, x.shape[-1]
         oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
         cols = [
             x[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
@@ -148,9 +147,7 @@ class NatureCNN(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = _as_float(obs)
-        lead = x.shape[:-3]
-        x = x.reshape((-1,) + x.shape[-3:])
+        x, lead = _image_batch(obs)
         k = _kernel_init(self.init)
         conv = _conv(self.conv)
         x = nn.relu(conv(32, (8, 8), (4, 4), "VALID", kernel_init=k, name="Conv_0")(x))
@@ -182,9 +179,7 @@ class ImpalaCNN(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = _as_float(obs)
-        lead = x.shape[:-3]
-        x = x.reshape((-1,) + x.shape[-3:])
+        x, lead = _image_batch(obs)
         for i, size in enumerate(self.stack_sizes):
             c = int(size * self.width_multiplier)
             x = _conv(self.conv)(c, (3, 3), name=f"Conv_{i}")(x)
