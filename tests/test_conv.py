@@ -1,4 +1,4 @@
-"""CanonicalConv: nn.Conv's outputs and gradients (hand-written canonical convolutions)."""
+"""CanonicalConv and PatchConv: nn.Conv's parameters, outputs and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +7,7 @@ import pytest
 from flax import linen as nn
 
 from rl_aux.networks.conv import CanonicalConv
+from rl_aux.networks.torsos import PatchConv
 
 CASES = [  # (input [B, H, W, C], features, kernel, stride, padding)
     ((2, 36, 36, 4), 8, 8, 4, "VALID"),  # Nature-CNN's layer kinds, smaller
@@ -16,11 +17,12 @@ CASES = [  # (input [B, H, W, C], features, kernel, stride, padding)
 ]
 
 
+@pytest.mark.parametrize("impl", [CanonicalConv, PatchConv])
 @pytest.mark.parametrize("shape,features,k,s,padding", CASES)
-def test_canonical_conv_matches_nn_conv(shape, features, k, s, padding):
+def test_conv_matches_nn_conv(impl, shape, features, k, s, padding):
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     ref = nn.Conv(features, (k, k), (s, s), padding)
-    ours = CanonicalConv(features, (k, k), (s, s), padding)
+    ours = impl(features, (k, k), (s, s), padding)
     params = ref.init(jax.random.PRNGKey(1), x)
     assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
         jnp.shape, params
