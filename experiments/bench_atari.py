@@ -16,7 +16,6 @@ GAME = "Breakout"
 
 def _worker_raw_ale(num_envs: int, steps: int) -> dict:
     """ale-py's AtariVectorEnv from Python (its own threads), uniform random actions."""
-    import numpy as np
     from ale_py.vector_env import AtariVectorEnv
 
     from envs.atari import AtariConfig
@@ -31,8 +30,14 @@ def _worker_raw_ale(num_envs: int, steps: int) -> dict:
         reward_clipping=False,
     )
     env.reset(seed=0)
+    return time_random_steps(env, env.single_action_space.n, num_envs, steps)
+
+
+def time_random_steps(env, n_act: int, num_envs: int, steps: int) -> dict:
+    """Env steps/s of uniform random actions on a host vector env (after 20 warm-up steps)."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
-    n_act = env.single_action_space.n
     for _ in range(20):
         env.step(rng.integers(0, n_act, num_envs))
     n = max(steps // num_envs, 1)

@@ -45,7 +45,6 @@ OURS = {
 def worker_raw_envpool(num_envs: int, steps: int) -> dict:
     """envpool's Atari pool from Python (sync mode), uniform random actions, our protocol."""
     import envpool
-    import numpy as np
 
     from envs.atari import AtariConfig
 
@@ -62,16 +61,9 @@ def worker_raw_envpool(num_envs: int, steps: int) -> dict:
         max_episode_steps=c.max_frames // c.frameskip,
     )
     env.reset()
-    rng = np.random.default_rng(0)
-    n_act = env.action_space.n
-    for _ in range(20):
-        env.step(rng.integers(0, n_act, num_envs))
-    n = max(steps // num_envs, 1)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        env.step(rng.integers(0, n_act, num_envs))
-    run_s = time.perf_counter() - t0
-    return {"run_s": run_s, "env_steps": n * num_envs, "steps_per_s": n * num_envs / run_s}
+    from experiments.bench_atari import time_random_steps
+
+    return time_random_steps(env, env.action_space.n, num_envs, steps)
 
 
 def worker_env_scan(backend: str, num_envs: int, steps: int) -> dict:

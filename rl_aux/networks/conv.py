@@ -69,22 +69,8 @@ def same_pad(size: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def conv_params(mod: nn.Module, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Kernel and bias of an nn.Conv-compatible layer `mod` (inside its compact call), and `x`
-    padded for its `padding` ('VALID' or 'SAME', nn.Conv's split), ready for a VALID conv."""
-    (kh, kw), (sh, sw) = mod.kernel_size, tuple(mod.strides)
-    w = mod.param("kernel", mod.kernel_init, (kh, kw, x.shape[-1], mod.features))
-    b = mod.param("bias", nn.initializers.zeros, (mod.features,))
-    if mod.padding == "SAME":
-        ph, pw = same_pad(x.shape[1], kh, sh), same_pad(x.shape[2], kw, sw)
-        x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-    return x, w, b
-
-
-class CanonicalConv(nn.Module):
-    """nn.Conv (same parameters, same outputs) with hand-written canonical gradients.
-
-    Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
+class ConvLayer(nn.Module):
+    """nn.Conv's fields and parameters, for convolutions that compute it another way."""
 
     features: int
     kernel_size: tuple = (3, 3)
@@ -92,7 +78,24 @@ class CanonicalConv(nn.Module):
     padding: str = "SAME"
     kernel_init: object = nn.initializers.lecun_normal()
 
+    def params_and_pad(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Kernel and bias (inside the compact call), and `x` padded for `padding` ('VALID' or
+        'SAME', nn.Conv's split), ready for a VALID convolution."""
+        (kh, kw), (sh, sw) = self.kernel_size, tuple(self.strides)
+        w = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        b = self.param("bias", nn.initializers.zeros, (self.features,))
+        if self.padding == "SAME":
+            ph, pw = same_pad(x.shape[1], kh, sh), same_pad(x.shape[2], kw, sw)
+            x = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+        return x, w, b
+
+
+class CanonicalConv(ConvLayer):
+    """nn.Conv (same parameters, same outputs) with hand-written canonical gradients.
+
+    Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
+
     @nn.compact
     def __call__(self, x):
-        x, w, b = conv_params(self, x)
+        x, w, b = self.params_and_pad(x)
         return conv_valid(x, w.astype(x.dtype), tuple(self.strides)) + b

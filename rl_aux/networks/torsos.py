@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.networks.conv import CanonicalConv, conv_params
+from rl_aux.networks.conv import CanonicalConv, ConvLayer
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "elu": nn.elu, "gelu": nn.gelu}
 
@@ -105,22 +105,16 @@ class SmallCNN(nn.Module):
         return x.reshape(lead + x.shape[-1:])
 
 
-class PatchConv(nn.Module):
+class PatchConv(ConvLayer):
     """A 2-D convolution as strided slices + one matmul, with nn.Conv's parameters.
 
     XLA:CPU runs convolution weight-gradients inside loops (`lax.scan`) on a very slow path
     (jax-ml/jax#12868); as a matmul the same layer is fast in and out of loops (measured in
     docs/atari.md). Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
 
-    features: int
-    kernel_size: tuple = (3, 3)
-    strides: tuple = (1, 1)
-    padding: str = "SAME"
-    kernel_init: object = nn.initializers.lecun_normal()
-
     @nn.compact
     def __call__(self, x):
-        x, w, b = conv_params(self, x)
+        x, w, b = self.params_and_pad(x)
         (kh, kw), (sh, sw), cin = self.kernel_size, self.strides, x.shape[-1]
         oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
         cols = [
