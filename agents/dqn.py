@@ -21,6 +21,7 @@ from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
+    CLIP_SCOPES,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -54,6 +55,7 @@ class DQNConfig:
     anneal_lr: bool = False
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
+    clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
     loss: str = spec("mse", choices=("mse", "huber", "l1"))  # l1: Fang & Stachenfeld's code
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))

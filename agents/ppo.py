@@ -24,6 +24,7 @@ from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
+    CLIP_SCOPES,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -49,6 +50,7 @@ class PPOConfig:
     ent_coef: float = spec(0.01, ge=0.0)
     vf_coef: float = spec(0.5, ge=0.0)
     max_grad_norm: float = spec(0.5, gt=0.0)
+    clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
     lr: float = spec(2.5e-4, gt=0.0)
     anneal_lr: bool = True
     adam_eps: float = spec(1e-5, gt=0.0)

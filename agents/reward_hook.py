@@ -40,6 +40,7 @@ import optax
 from flax import struct
 
 from rl_aux.configs import ConfigError
+from rl_aux.learner import make_optimizer
 from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
@@ -251,13 +252,7 @@ class RewardHook:
 def _differentiable_clip_adam(cfg) -> optax.GradientTransformation:
     """The learner's optimiser (rl_aux/learner.py: clip + Adam, injected lr; same state) with
     `eps_root` > 0: d sqrt(nu)/d g is infinite where nu = 0, so plain Adam's lookahead is NaN."""
-
-    def clip_adam(learning_rate, max_grad_norm, eps):
-        adam = optax.adam(learning_rate, eps=eps, eps_root=1e-8)
-        return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
-
-    tx = optax.inject_hyperparams(clip_adam, static_args=("max_grad_norm", "eps"))
-    return tx(learning_rate=cfg.lr, max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps)
+    return make_optimizer(cfg, eps_root=1e-8)
 
 
 def _envs(data: dict, lo: int, hi: int) -> dict:

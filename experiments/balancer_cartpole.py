@@ -1,8 +1,11 @@
 """Balancers on CartPole-v1 PPO with a helpful head (next obs) and a harmful head (noise, x5).
 
-Arms: main-only (no heads), then both heads under each balancer. Metric: area under the
-training-return curve (mean episode return over training), 95% bootstrap CIs over seeds, and
-the fraction of the (main-only - fixed) gap each balancer recovers.
+Arms: main-only (no heads), then both heads under each balancer, and a control with the noise
+head cut from the torso (`fixed_detached`: it still trains its own parameters). Metric: area
+under the training-return curve (mean episode return over training), 95% bootstrap CIs over
+seeds, and the fraction of the (main-only - fixed) gap each balancer recovers. Every arm runs
+under each gradient-clipping scope asked for (`agent.clip_scope`: one global norm, or one per
+module), since the clip is where the noise head does its harm.
 
     python -m experiments.balancer_cartpole --seeds 5 --steps 300000 --out runs/balancer_cartpole
 """
@@ -25,6 +28,10 @@ HEADS = "plugins=[rl_aux.heads.next_obs,rl_aux.heads.noise_target]"
 ARMS = {
     "main_only": [],
     "fixed": ["agent.balancer=weighted_sum"],
+    "fixed_detached": [
+        "agent.balancer=weighted_sum",
+        "heads.noise_target.stop_gradient_to_torso=true",
+    ],
     "uncertainty": ["agent.balancer=uncertainty"],
     "pcgrad": ["agent.balancer=pcgrad"],
     "gcs": ["agent.balancer=gcs"],
@@ -34,9 +41,12 @@ ARMS = {
 }
 
 
-def run_arm(arm: str, seeds: int, steps: int, noise_weight: float) -> np.ndarray:
+def run_arm(
+    arm: str, seeds: int, steps: int, noise_weight: float, clip_scope: str = "global"
+) -> np.ndarray:
     """[seeds, updates] mean episode return of each update's rollout."""
     over = ["experiment=ppo_cartpole", f"num_seeds={seeds}", f"total_timesteps={steps}"]
+    over.append(f"agent.clip_scope={clip_scope}")
     if arm != "main_only":
         over += [HEADS, "head=[next_obs,noise_target]", f"heads.noise_target.weight={noise_weight}"]
     cfg = load_config(over + ARMS[arm])
@@ -59,35 +69,45 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--noise-weight", type=float, default=5.0)
     p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--clip-scopes", default="global,per_module", help="agent.clip_scope values")
     p.add_argument("--out", default="runs/balancer_cartpole")
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     rng = np.random.default_rng(0)
     curves, summary = {}, {}
-    for arm in a.arms.split(","):
-        t0 = time.time()
-        curves[arm] = run_arm(arm, a.seeds, a.steps, a.noise_weight)
-        auc = curves[arm].mean(1)
-        summary[arm] = {
-            "auc": _ci(auc, rng),
-            "per_seed_auc": auc.tolist(),
-            "final": float(curves[arm][:, -20:].mean()),
-            "seconds": time.time() - t0,
-        }
-        print(arm, json.dumps(summary[arm]), flush=True)
-    if "main_only" in summary and "fixed" in summary:
-        top, low = summary["main_only"]["auc"][0], summary["fixed"]["auc"][0]
-        for s in summary.values():
-            s["gap_recovered"] = (s["auc"][0] - low) / (top - low) if top != low else float("nan")
+    for scope in a.clip_scopes.split(","):
+        summary[scope] = {}
+        for arm in a.arms.split(","):
+            if arm not in ARMS:
+                raise SystemExit(f"--arms: unknown arm {arm!r}; accepted: {', '.join(ARMS)}")
+            t0 = time.time()
+            c = curves[f"{scope}/{arm}"] = run_arm(arm, a.seeds, a.steps, a.noise_weight, scope)
+            auc = c.mean(1)
+            summary[scope][arm] = {
+                "auc": _ci(auc, rng),
+                "per_seed_auc": auc.tolist(),
+                "final": float(c[:, -20:].mean()),
+                "seconds": time.time() - t0,
+            }
+            print(scope, arm, json.dumps(summary[scope][arm]), flush=True)
+        arms = summary[scope]
+        if "main_only" in arms and "fixed" in arms:
+            top, low = arms["main_only"]["auc"][0], arms["fixed"]["auc"][0]
+            for s in arms.values():
+                s["gap_recovered"] = (s["auc"][0] - low) / (top - low) if top != low else None
     with open(os.path.join(a.out, "summary.json"), "w") as f:
-        json.dump({"args": vars(a), "arms": summary}, f, indent=1)
+        json.dump({"args": vars(a), "scopes": summary}, f, indent=1)
     np.savez(os.path.join(a.out, "curves.npz"), **curves)
     _plot(curves, summary, os.path.join(a.out, "balancer_cartpole.png"))
-    for arm, s in summary.items():
-        print(
-            f"{arm:12s} AUC {s['auc'][0]:7.1f} [{s['auc'][1]:.1f}, {s['auc'][2]:.1f}]"
-            f"  gap recovered {s.get('gap_recovered', float('nan')):.2f}"
-        )
+    print(f"{'clip scope':11s} {'arm':15s} {'AUC [95% CI]':>24s}  gap recovered")
+    for scope, arms in summary.items():
+        for arm, s in arms.items():
+            gap = s.get("gap_recovered")
+            gap = "-" if gap is None else f"{gap:.2f}"
+            print(
+                f"{scope:11s} {arm:15s} {s['auc'][0]:7.1f} [{s['auc'][1]:6.1f}, {s['auc'][2]:6.1f}]"
+                f"  {gap}"
+            )
 
 
 def _plot(curves: dict, summary: dict, path: str) -> None:
@@ -96,22 +116,24 @@ def _plot(curves: dict, summary: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for arm, c in curves.items():
-        k = max(c.shape[1] // 60, 1)
-        sm = c[:, : c.shape[1] // k * k].reshape(c.shape[0], -1, k).mean(-1)
-        x = np.arange(sm.shape[1]) * k
-        axes[0].plot(x, sm.mean(0), label=arm)
-    axes[0].set(xlabel="PPO update (512 env steps)", ylabel="training return", title="CartPole-v1")
-    axes[0].legend(fontsize=8)
-    names = list(summary)
-    mu = [summary[n]["auc"][0] for n in names]
-    err = [
-        [m - summary[n]["auc"][1] for n, m in zip(names, mu, strict=True)],
-        [summary[n]["auc"][2] - m for n, m in zip(names, mu, strict=True)],
-    ]
-    axes[1].barh(names, mu, xerr=err)
-    axes[1].set(xlabel="area under the return curve (mean return), 95% CI")
+    scopes = list(summary)
+    fig, axes = plt.subplots(len(scopes), 2, figsize=(11, 4 * len(scopes)), squeeze=False)
+    for row, scope in zip(axes, scopes, strict=True):
+        for arm in summary[scope]:
+            c = curves[f"{scope}/{arm}"]
+            k = max(c.shape[1] // 60, 1)
+            sm = c[:, : c.shape[1] // k * k].reshape(c.shape[0], -1, k).mean(-1)
+            row[0].plot(np.arange(sm.shape[1]) * k, sm.mean(0), label=arm)
+        row[0].set(
+            xlabel="PPO update (512 env steps)",
+            ylabel="training return",
+            title=f"CartPole-v1, clip_scope={scope}",
+        )
+        row[0].legend(fontsize=8)
+        names = list(summary[scope])
+        ci = np.array([summary[scope][n]["auc"] for n in names])
+        row[1].barh(names, ci[:, 0], xerr=[ci[:, 0] - ci[:, 1], ci[:, 2] - ci[:, 0]])
+        row[1].set(xlabel="area under the return curve (mean return), 95% CI", title=scope)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
