@@ -42,14 +42,19 @@ ARMS = {
 
 
 def run_arm(
-    arm: str, seeds: int, steps: int, noise_weight: float, clip_scope: str = "global"
+    arm: str,
+    seeds: int,
+    steps: int,
+    noise_weight: float,
+    clip_scope: str = "global",
+    extra: tuple[str, ...] = (),
 ) -> np.ndarray:
     """[seeds, updates] mean episode return of each update's rollout."""
     over = ["experiment=ppo_cartpole", f"num_seeds={seeds}", f"total_timesteps={steps}"]
-    over.append(f"agent.clip_scope={clip_scope}")
+    over += [f"agent.clip_scope={clip_scope}", *extra]
     if arm != "main_only":
         over += [HEADS, "head=[next_obs,noise_target]", f"heads.noise_target.weight={noise_weight}"]
-    cfg = load_config(over + ARMS[arm])
+    cfg = load_config(over + ARMS[arm])  # the arm's own settings win over `extra`
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
     state, axes = init_seeds(agent, seeds)
@@ -70,6 +75,9 @@ def main(argv=None) -> None:
     p.add_argument("--noise-weight", type=float, default=5.0)
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--clip-scopes", default="global,per_module", help="agent.clip_scope values")
+    p.add_argument(
+        "--set", nargs="*", default=[], help="overrides for every arm, e.g. agent.lr=1e-3"
+    )
     p.add_argument("--out", default="runs/balancer_cartpole")
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
@@ -81,7 +89,9 @@ def main(argv=None) -> None:
             if arm not in ARMS:
                 raise SystemExit(f"--arms: unknown arm {arm!r}; accepted: {', '.join(ARMS)}")
             t0 = time.time()
-            c = curves[f"{scope}/{arm}"] = run_arm(arm, a.seeds, a.steps, a.noise_weight, scope)
+            c = curves[f"{scope}/{arm}"] = run_arm(
+                arm, a.seeds, a.steps, a.noise_weight, scope, tuple(a.set)
+            )
             auc = c.mean(1)
             summary[scope][arm] = {
                 "auc": _ci(auc, rng),
@@ -134,6 +144,7 @@ def _plot(curves: dict, summary: dict, path: str) -> None:
         ci = np.array([summary[scope][n]["auc"] for n in names])
         row[1].barh(names, ci[:, 0], xerr=[ci[:, 0] - ci[:, 1], ci[:, 2] - ci[:, 0]])
         row[1].set(xlabel="area under the return curve (mean return), 95% CI", title=scope)
+        row[1].set_xlim(ci[:, 1].min() - 20, ci[:, 2].max() + 10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

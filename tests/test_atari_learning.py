@@ -23,13 +23,16 @@ COMMON = [
 
 CASES = {
     "ppo": ["experiment=atari_ppo"],
-    # Atari-100k scale for DQN: a buffer holding the whole run, learning after 5k steps,
-    # epsilon annealed over the first 50k, target copy every 2k steps
+    # Atari-100k scale for DQN (the Nature/Dopamine values are for 50M frames): a buffer holding
+    # the whole run, DrQ(eps)-style fast start (Agarwal et al. 2021: n = 10, lr 1e-4, learning
+    # after 1.6k steps, epsilon down to 0.01 over the first 5k), target copy every 2k env steps
     "dqn": [
         "experiment=atari_dqn",
         "agent.buffer_size=100000",
-        "agent.learning_starts=5000",
-        "agent.eps_anneal_steps=50000",
+        "agent.learning_starts=1600",
+        "agent.eps_anneal_steps=5000",
+        "agent.n_step=10",
+        "agent.lr=1e-4",
         "agent.target_update_interval=2000",
     ],
 }
