@@ -89,7 +89,9 @@ class RewardHook:
             self.meta_opt = optax.chain(
                 optax.clip_by_global_norm(mcfg.meta_clip), optax.adam(mcfg.meta_lr)
             )
-            self.inner_opt = _differentiable_clip_adam(agent.cfg)
+            # the learner's optimiser (same state) with eps_root > 0: d sqrt(nu)/d g is infinite
+            # where nu = 0, so plain Adam's lookahead is NaN
+            self.inner_opt = make_optimizer(agent.cfg, eps_root=1e-8)
             self.critic = PrimaryCritic(mcfg.critic_hidden)
             self.critic_opt = optax.adam(mcfg.critic_lr)
 
@@ -247,12 +249,6 @@ class RewardHook:
             m[f"reward/w_{s}_active"] = (w[..., j] * active).sum() / jnp.maximum(active.sum(), 1)
             m[f"reward/w_{s}_mean"] = w[..., j].mean()
         return m
-
-
-def _differentiable_clip_adam(cfg) -> optax.GradientTransformation:
-    """The learner's optimiser (rl_aux/learner.py: clip + Adam, injected lr; same state) with
-    `eps_root` > 0: d sqrt(nu)/d g is infinite where nu = 0, so plain Adam's lookahead is NaN."""
-    return make_optimizer(cfg, eps_root=1e-8)
 
 
 def _envs(data: dict, lo: int, hi: int) -> dict:
