@@ -229,7 +229,10 @@ class NLEVecEnv:
             w.proc.kill()
         w.proc.wait()
         for f in (w.proc.stdin, w.proc.stdout):
-            f.close()
+            try:
+                f.close()
+            except OSError:  # a command buffered for the dead worker cannot be flushed
+                pass
         self._buf["seed"][w.lo : w.hi] = self._seed_rng.integers(0, 2**31 - 1, w.hi - w.lo)
         fresh = self._spawn(w.lo, w.hi)
         w.proc = fresh.proc
@@ -249,8 +252,8 @@ class NLEVecEnv:
             try:
                 w.proc.stdin.write(cmd)
                 w.proc.stdin.flush()
-            except (BrokenPipeError, OSError):
-                pass  # dead: _wait notices and restarts it
+            except (OSError, ValueError):
+                pass  # dead (or its pipe already closed): _wait notices and restarts it
 
     def worker_pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers]

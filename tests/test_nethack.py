@@ -57,13 +57,16 @@ def test_vector_env_matches_single_envs_with_auto_reset():
         env.close()
 
 
-def test_killed_worker_is_restarted_and_lost_episodes_counted():
+@pytest.mark.parametrize("reaped", [False, True])
+def test_killed_worker_is_restarted_and_lost_episodes_counted(reaped):
     env = NLEVecEnv(ROOM, 4, {"num_workers": 2, "step_timeout": 20.0})
     try:
         env.reset(jax.random.PRNGKey(0))
         env.step(None, np.zeros(4, np.int64))
         victim = env.worker_pids()[1]
         os.kill(victim, signal.SIGKILL)
+        if reaped:  # fully gone before the next command: its write fails and stays buffered
+            env._workers[1].proc.wait()
         _, ts = env.step(None, np.zeros(4, np.int64))
         assert ts.extras["lost"].tolist() == [False, False, True, True]
         assert ts.truncated[2:].all() and env.lost_episodes == 2 and env.restarts == 1
