@@ -216,7 +216,7 @@ def lspi(table: np.ndarray, goal: int, gamma: float, iters: int = 20, ridge: flo
 
 def lspi_validated(tab: np.ndarray, goals, val_goals, args):
     """[seeds, goals, 1] success of LSPI with each seed's ridge picked on the validation goals;
-    also {ridge: (validation, test) mean success} for the record."""
+    also, per seed, the validation success of every ridge and the one chosen, for the record."""
     ridges = [float(r) for r in args.ridges.split(",")]
     succ, table = [], {}
     for s in range(len(tab)):
@@ -288,15 +288,15 @@ def main(argv=None) -> int:
     for T in [int(t) for t in args.tasks.split(",")]:
         t0 = time.time()
         saved = os.path.join(args.out, f"features_T{T}.npz")
+        if "random" not in tables:  # a random frozen torso of the same shape (0 steps)
+            pre, p0, _ = pretrain(data, spec, T, args, 0)
+            tables["random"] = jax.vmap(pre.features, in_axes=(0, None))(p0, cell_obs)
         if args.reuse_features:
             tables[f"pvn_T{T}"] = jnp.asarray(np.load(saved)["phi"])
-            if "random" not in tables:
-                pre, p0, _ = pretrain(data, spec, T, args, 0)
-                tables["random"] = jax.vmap(pre.features, in_axes=(0, None))(p0, cell_obs)
             continue
         pre, params, m = pretrain(data, spec, T, args, args.steps)
         np.savez(
-            os.path.join(args.out, f"features_T{T}.npz"),
+            saved,
             **{"phi": np.asarray(jax.vmap(pre.features, in_axes=(0, None))(params, cell_obs))},
         )
         ex = exact_check(pre, params, args.gamma)
@@ -310,9 +310,6 @@ def main(argv=None) -> int:
             flush=True,
         )
         tables[f"pvn_T{T}"] = jax.vmap(pre.features, in_axes=(0, None))(params, cell_obs)
-        if "random" not in tables:
-            _, p0, _ = pretrain(data, spec, T, args, 0)
-            tables["random"] = jax.vmap(pre.features, in_axes=(0, None))(p0, cell_obs)
     if args.tabular:
         eye = jnp.eye(NUM_CELLS)
         tables["tabular"] = jnp.broadcast_to(eye, (args.seeds, NUM_CELLS, NUM_CELLS))
