@@ -450,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cleanrl-dir", help="atari suite: CleanRL scripts (default: the harness's)")
     p.add_argument("--cleanrl-variants", default="published,unrolled",
                    help="atari suite: CleanRL PPO published and/or unrolled")  # fmt: skip
+    p.add_argument("--multi-seed", type=int, default=0, help="atari suite: also time this many "
+                   "runs in one program, vmapped vs mapped (run_batching)")  # fmt: skip
     p.add_argument("--log-dir", default="bench_logs", help="atari suite: contenders' stderr")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--seeds", default="1,8", help="comma-separated vmapped seed counts")
@@ -511,7 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         if not set(algos) <= {"ppo", "dqn"}:
             print(f"rl-aux bench: --algos={a.algos!r}: accepted ppo, dqn", file=sys.stderr)
             return 2
-        return atari_main(envs, a.conv, raw_steps, a.json, backends, peers, a.repeats, algos)
+        return atari_main(
+            envs, a.conv, raw_steps, a.json, backends, peers, a.repeats, algos, a.multi_seed
+        )
     if a.suite == "blend":
         rows = run_blend_suite(seeds, a.scale, a.repeats)
         print(BLEND_PPO_HEADER)

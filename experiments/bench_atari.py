@@ -48,8 +48,8 @@ def time_random_steps(env, n_act: int, num_envs: int, steps: int) -> dict:
     return {"run_s": run_s, "env_steps": n * num_envs, "steps_per_s": n * num_envs / run_s}
 
 
-def compiled_chunk(overrides: list[str], updates: int):
-    """(agent, 1-seed state, compiled chunk of `updates` updates, compile s, XLA flops)."""
+def compiled_chunk(overrides: list[str], updates: int, seeds: int = 1, batching: str = "vmap"):
+    """(agent, state of `seeds` runs, compiled chunk of `updates` updates, compile s, flops)."""
     import jax
 
     from experiments.config import load_config
@@ -57,9 +57,9 @@ def compiled_chunk(overrides: list[str], updates: int):
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 
     _, agent = build_agent(load_config(overrides))
-    state, axes = init_seeds(agent, 1)
+    state, axes = init_seeds(agent, seeds)
     state = jax.block_until_ready(state)
-    fn = vmapped_chunk(agent, axes, updates, donate=False)
+    fn = vmapped_chunk(agent, axes, updates, donate=False, batching=batching)
     t0 = time.perf_counter()
     compiled = fn.lower(state).compile()
     compile_s = time.perf_counter() - t0
@@ -70,21 +70,27 @@ def compiled_chunk(overrides: list[str], updates: int):
 
 
 def _worker_learner(
-    experiment: str, num_envs: int, updates: int, conv: str, backend: str = "ale"
+    experiment: str,
+    num_envs: int,
+    updates: int,
+    conv: str,
+    backend: str = "ale",
+    seeds: int = 1,
+    batching: str = "vmap",
 ) -> dict:
-    """One compiled chunk of `updates` learner updates (1 seed) after compilation."""
+    """One compiled chunk of `updates` learner updates (all `seeds` runs) after compilation."""
     import jax
 
     over = [f"experiment={experiment}", f"agent.num_envs={num_envs}", *conv_override(conv)]
     over.append(f"env.options.backend={backend}")
     if experiment == "atari_dqn":  # learn from the first step; a buffer that fits the run
         over += ["agent.learning_starts=0", f"agent.buffer_size={num_envs * 2048}"]
-    agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
+    agent, state, compiled, compile_s, flops = compiled_chunk(over, updates, seeds, batching)
     jax.block_until_ready(compiled(state))  # warm-up run (first-call allocations)
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(state))
     run_s = time.perf_counter() - t0
-    steps = updates * agent.steps_per_update
+    steps = updates * agent.steps_per_update * seeds
     return {
         "compile_s": compile_s,
         "run_s": run_s,
@@ -128,7 +134,8 @@ def worker(kind: str, args: list[str]) -> dict:
     if kind == "atari_serve":
         return peers.serve_learner(args[0], int(args[1]), int(args[2]), args[3], args[4])
     if kind == "atari_learner":
-        return _worker_learner(args[0], int(args[1]), int(args[2]), args[3], *args[4:])
+        a = args
+        return _worker_learner(a[0], int(a[1]), int(a[2]), a[3], a[4], int(a[5]), a[6])
     return _worker_matmul()
 
 
@@ -146,6 +153,7 @@ def run(
     peers: dict | None = None,
     repeats: int = 3,
     algos: tuple[str, ...] = ("ppo", "dqn"),
+    multi_seed: int = 0,
 ) -> dict:
     """Raw env figures for every backend; then our learners (on backends[0]) alone at each
     env count, or, with `peers` (a CleanRL harness), side by side with CleanRL."""
@@ -176,7 +184,7 @@ def run(
         raw = next(r["host"] for r in raw_rows if r["num_envs"] == n)
         for name, experiment, updates in [c for c in CASES if c[0] in algos]:
             r = _run_worker(
-                ["atari_learner", experiment, str(n), str(updates), conv, backends[0]],
+                ["atari_learner", experiment, str(n), str(updates), conv, backends[0], "1", "vmap"],
                 timeout=5400,
                 hang_s=300,
             )
@@ -186,7 +194,49 @@ def run(
                 row["flops_fraction"] = r["flops_per_s"] / matmul["flops_per_s"]
             out["rows"].append(row)
             print(format_row(row), file=sys.stderr, flush=True)
+    if multi_seed > 1:
+        out["batching_rows"] = run_batching_rows(
+            num_envs_list[0], conv, backends[0], algos, multi_seed, repeats
+        )
     return out
+
+
+def run_batching_rows(
+    num_envs: int, conv: str, backend: str, algos: tuple[str, ...], seeds: int, repeats: int
+) -> list[dict]:
+    """`seeds` runs in one program, vmapped against `lax.map`ped (run_batching), beside one run
+    alone; interleaved subprocesses, median env steps/s (all runs) of `repeats` windows."""
+    from experiments.bench import _run_worker
+
+    arms = [(1, "vmap"), (seeds, "vmap"), (seeds, "map")]
+    rows = []
+    for name, experiment, updates in [c for c in CASES if c[0] in algos]:
+        got: dict = {arm: [] for arm in arms}
+        for _ in range(repeats):
+            for n, mode in arms:
+                args = [experiment, str(num_envs), str(updates), conv, backend, str(n), mode]
+                r = _run_worker(["atari_learner", *args], timeout=5400, hang_s=300)
+                got[(n, mode)].append(r.get("steps_per_s", float("nan")))
+        med = {arm: sorted(v)[len(v) // 2] for arm, v in got.items()}
+        row = {"case": f"{name}/{GAME}", "num_envs": num_envs, "seeds": seeds,
+               "one_run": med[arms[0]], "vmap": med[arms[1]], "map": med[arms[2]],
+               "windows": {f"{n}x{m}": v for (n, m), v in got.items()}}  # fmt: skip
+        row["map_over_vmap"] = row["map"] / row["vmap"]
+        rows.append(row)
+        print(format_batching_row(row), file=sys.stderr, flush=True)
+    return rows
+
+
+BATCHING_HEADER = (
+    f"{'case':<16} {'envs':>4} {'seeds':>5} {'1 run':>8} {'vmap':>8} {'map':>8} {'map/vmap':>8}"
+)
+
+
+def format_batching_row(row: dict) -> str:
+    return (
+        f"{row['case']:<16} {row['num_envs']:>4} {row['seeds']:>5} {row['one_run']:8.1f} "
+        f"{row['vmap']:8.1f} {row['map']:8.1f} {row['map_over_vmap']:8.2f}"
+    )
 
 
 RAW_HEADER = f"{'backend':<8} {'envs':>4} {'raw host':>9} {'our VecEnv':>10}"
@@ -227,8 +277,9 @@ def main(
     peers: dict | None = None,
     repeats: int = 3,
     algos: tuple[str, ...] = ("ppo", "dqn"),
+    multi_seed: int = 0,
 ) -> int:
-    result = run(num_envs_list, conv, raw_steps, backends, peers, repeats, algos)
+    result = run(num_envs_list, conv, raw_steps, backends, peers, repeats, algos, multi_seed)
     print(RAW_HEADER)
     for row in result["raw"]:
         print(format_raw_row(row))
@@ -259,6 +310,14 @@ def main(
         for row in result["peer_rows"]:
             if row.get("flops_fraction") is not None:
                 print(f"  {row['case']}: ours at {row['flops_fraction']:.3f} of matmul FLOP/s")
+    if result.get("batching_rows"):
+        print("\n" + BATCHING_HEADER)
+        for row in result["batching_rows"]:
+            print(format_batching_row(row))
+        print(
+            "(env steps/s of all runs in one compiled chunk, median of interleaved windows: one "
+            "run alone; the runs vmapped (run_batching=vmap); one after another (map))"
+        )
     if "error" not in mm:
         print(f"(dense 1024x1024 f32 matmul through XLA: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s)")
     if json_path:

@@ -118,6 +118,9 @@ class TrainConfig:
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
     plugins: tuple = ()  # modules imported before composing (they register heads)
     cpu_threads: Any = "auto"  # XLA:CPU pool: auto (1 for MLP torsos) or N (rl_aux/cpu_threads.py)
+    # seeds x grid points: vmap (one batched program) or map (one run after another: faster for
+    # conv torsos on XLA:CPU, where vmapped convolutions run grouped on one thread; docs/atari.md)
+    run_batching: str = spec("vmap", choices=("vmap", "map"))
 
     def to_yaml_dict(self) -> dict:
         d = to_dict(self)

@@ -9,6 +9,7 @@ so its metrics equal an uninterrupted run's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -39,7 +40,7 @@ from rl_aux.sharding import (
     specs,
     to_host,
 )
-from rl_aux.vectorize import vmapped_chunk, vmapped_init
+from rl_aux.vectorize import batch_runs, vmapped_chunk, vmapped_init
 
 WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 
@@ -176,13 +177,15 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
         )
 
-        compiled = vmapped_chunk(agent, axes, upc, mesh=mesh).lower(state).compile()
+        chunk = functools.partial(vmapped_chunk, agent, axes, mesh=mesh, batching=cfg.run_batching)
+        compiled = chunk(upc).lower(state).compile()
         last = num_updates - (n_chunks - 1) * upc
         compiled_last = compiled
         if last != upc:
-            compiled_last = vmapped_chunk(agent, axes, last, mesh=mesh).lower(state).compile()
-        eval_fn = jax.vmap(
-            lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps)
+            compiled_last = chunk(last).lower(state).compile()
+        eval_fn = batch_runs(
+            lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps),
+            cfg.run_batching,
         )
         split = jax.sharding.PartitionSpec(AXIS)
         eval_fn = jax.jit(per_device(eval_fn, mesh, (split, split), split))
@@ -335,7 +338,7 @@ class ResumeMismatch(ValueError):
 
 
 # keys a resumed run may change without changing what it computes
-_RESUME_FREE = {"resume", "logger.progress", "logger.wandb.mode", "checkpoint.keep"}
+_RESUME_FREE = {"resume", "logger.progress", "logger.wandb.mode", "checkpoint.keep", "run_batching"}
 
 
 def check_resumable(run_dir: str, resolved: dict) -> None:

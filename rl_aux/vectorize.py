@@ -35,19 +35,44 @@ def vmapped_init(agent, example_key, example_hp):
     return jax.jit(jax.vmap(agent.init, out_axes=axes)), axes
 
 
-def over_runs(program, axes):
-    """vmap(program) over the run axis (axis 0 of the leaves `axes` marks 0); one run: the
-    program on the run's slice, unbatched. Same numbers: the 1-wide vmap costs time (20-30% on
-    the Atari DQN chunk, batched convolutions and gathers; docs/atari.md)."""
+RUN_BATCHINGS = ("vmap", "map")
+
+
+def over_runs(program, axes, batching: str = "vmap"):
+    """The program over the run axis (axis 0 of the leaves `axes` marks 0).
+
+    `vmap` batches the runs into one program (the accelerator default); `map` runs them one
+    after another in a `lax.map` (XLA:CPU: vmapped convolutions become grouped ones on one
+    thread, so 2 Atari DQN seeds ran 1.6x faster mapped; docs/atari.md). One run: the program
+    on the run's slice, unbatched (a 1-wide vmap costs 20-30% on the Atari DQN chunk)."""
+    if batching not in RUN_BATCHINGS:
+        raise ValueError(f"run_batching={batching!r}; accepted: {', '.join(RUN_BATCHINGS)}")
+    is_none = lambda a: a is None
     batched = jax.vmap(program, in_axes=(axes,), out_axes=(axes, 0))
 
+    def mapped(state):
+        leaves, treedef = jax.tree.flatten(state)
+        ax = treedef.flatten_up_to(axes)  # one axis (0 or None) per leaf of the state
+        runs = [i for i, a in enumerate(ax) if a is not None]
+
+        def one_run(sliced):
+            full = list(leaves)  # shared (lock-step) leaves are the same for every run
+            for i, x in zip(runs, sliced, strict=True):
+                full[i] = x
+            out, metrics = program(jax.tree.unflatten(treedef, full))
+            return jax.tree.leaves(out), metrics
+
+        outs, metrics = jax.lax.map(one_run, [leaves[i] for i in runs])
+        # every run leaves the shared leaves equal: keep the first run's
+        outs = [o if a is not None else o[0] for o, a in zip(outs, ax, strict=True)]
+        return jax.tree.unflatten(treedef, outs), metrics
+
     def fn(state):
-        is_none = lambda a: a is None
         on = lambda f: lambda a, x: x if a is None else f(x)  # map the batched leaves
         size = lambda a, x: None if a is None else x.shape[0]
         sizes = jax.tree.leaves(jax.tree.map(size, axes, state, is_leaf=is_none))
         if set(sizes) != {1}:
-            return batched(state)
+            return mapped(state) if batching == "map" else batched(state)
         out, metrics = program(jax.tree.map(on(lambda x: x[0]), axes, state, is_leaf=is_none))
         out = jax.tree.map(on(lambda x: x[None]), axes, out, is_leaf=is_none)
         return out, jax.tree.map(lambda x: x[None], metrics)
@@ -55,15 +80,25 @@ def over_runs(program, axes):
     return fn
 
 
-def vmapped_chunk(agent, axes, num_updates: int, donate: bool = True, mesh=None):
-    """jit(vmap(agent.train_chunk(., num_updates))) over the seed/grid axis; with a device
-    mesh, each device runs it on its slice of the axis (rl_aux/sharding.py)."""
+def batch_runs(fn, batching: str = "vmap"):
+    """fn over axis 0 of all its arguments (every leaf per run, nothing shared): vmap or
+    lax.map, as `over_runs`."""
+    if batching == "map":
+        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+    return jax.vmap(fn)
+
+
+def vmapped_chunk(
+    agent, axes, num_updates: int, donate: bool = True, mesh=None, batching: str = "vmap"
+):
+    """jit(agent.train_chunk(., num_updates)) over the seed/grid axis (`batching`: see
+    `over_runs`); with a device mesh, each device runs it on its slice (rl_aux/sharding.py)."""
     from rl_aux.sharding import AXIS, per_device, specs
 
     def train_chunk_program(state):  # named: compile logs and compile-count tests find it
         return agent.train_chunk(state, num_updates)
 
-    fn = over_runs(train_chunk_program, axes)
+    fn = over_runs(train_chunk_program, axes, batching)
     state_specs = specs(axes)
     fn = per_device(fn, mesh, (state_specs,), (state_specs, jax.sharding.PartitionSpec(AXIS)))
     return jax.jit(fn, donate_argnums=0 if donate else ())

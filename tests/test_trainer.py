@@ -137,3 +137,31 @@ def test_wandb_offline_mirror_gets_one_run_per_seed(tmp_path, mode, monkeypatch)
         for f in files:
             data = open(os.path.join(root, f), "rb").read()
             assert b"sk-secret-should-not-leak" not in data, os.path.join(root, f)
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_mapped_runs_match_vmapped_runs(tmp_path, agent):
+    """run_batching=map (seeds one after another) computes what vmap does, shared lock-step
+    fields (DQN's replay position and size) included."""
+    base = [
+        f"agent={agent}",
+        "total_timesteps=4096",
+        "num_seeds=2",
+        "logger.log_interval=1024",
+        "logger.progress=false",
+    ]
+    if agent == "dqn":
+        base += ["agent.learning_starts=512", "agent.buffer_size=2048"]
+    for mode in ("vmap", "map"):
+        run(load_config([*base, f"run_batching={mode}", f"run_dir={tmp_path / mode}"]), quiet=True)
+    a, b = _metrics(str(tmp_path / "vmap")), _metrics(str(tmp_path / "map"))
+    assert len(a) >= 2 * 4 and set(a["seed"]) == {0, 1}
+    pd.testing.assert_frame_equal(a, b, rtol=1e-4, atol=1e-5)
+    assert not a.loc[a["seed"] == 0, "charts/episodic_return"].equals(
+        a.loc[a["seed"] == 1, "charts/episodic_return"].reset_index(drop=True)
+    )
+
+
+def test_bad_run_batching_names_the_choices():
+    with pytest.raises(Exception, match=r"run_batching.*vmap.*map"):
+        load_config(["run_batching=pmap"])
