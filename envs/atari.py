@@ -105,6 +105,10 @@ class AtariState:
 class AtariVecEnv:
     """`num_envs` Atari emulators stepped by ale-py's C++ vector env from inside XLA."""
 
+    # the emulators live on the host, one vector env for all vmapped seeds: runs cannot be
+    # stepped one after another in a lax.map (run_batching=map)
+    host_state = True
+
     def __init__(self, game: str, num_envs: int, cfg: AtariConfig = AtariConfig()):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")

@@ -122,6 +122,11 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
         from agents.host_loop import run_host
 
         return run_host(cfg, env, agent, quiet)
+    if cfg.run_batching == "map" and getattr(env, "host_state", False):
+        raise ValueError(
+            f"run_batching=map: env {cfg.env.name} keeps its emulators on the host, one vector "
+            "env for all seeds, so the runs cannot go one after another; accepted here: vmap"
+        )
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
     if num_updates < 1:

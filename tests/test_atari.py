@@ -126,3 +126,12 @@ def test_bad_protocol_option_names_the_field():
 
     with pytest.raises(ConfigError, match=r"env.options.sticky_actions=2.0 is out of range"):
         load_config(["env=atari/Breakout", "env.options.sticky_actions=2.0"])
+
+
+def test_run_batching_map_refuses_host_emulators(tmp_path):
+    from experiments.config import load_config
+    from experiments.train import run
+
+    over = ["experiment=atari_dqn", "num_seeds=2", "run_batching=map", f"run_dir={tmp_path}"]
+    with pytest.raises(ValueError, match=r"run_batching=map.*accepted here: vmap"):
+        run(load_config([*over, "total_timesteps=64"]), quiet=True)

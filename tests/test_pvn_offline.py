@@ -161,3 +161,21 @@ def test_atari_paper_scale_pretrain_smoke(tmp_path):
     with open(os.path.join(run, "pvn_params.json")) as f:
         meta = json.load(f)
     assert meta["network"]["features"] == 4096 and meta["network"]["impala_width"] == 8.0
+
+
+@pytest.mark.slow
+def test_minatar_pipeline_smoke(tmp_path):
+    """experiments/pvn_minatar.py end to end at toy scale: DQN logs transitions, PVN pre-trains
+    on them, both linear arms read the same torso shape, and the plot/summary has all 3 arms."""
+    from experiments.pvn_minatar import main
+
+    out = str(tmp_path / "pm")
+    args = ["--out", out, "--steps", "1600", "--seeds", "2", "--pretrain-steps", "20"]
+    assert main([*args, "--eval-every", "800"]) == 0
+    _, meta = load_transitions(os.path.join(out, "dqn", "transitions"))
+    assert meta["count"] == 1600 and tuple(meta["obs_shape"]) == (10, 10, 4)
+    with open(os.path.join(out, "summary.json")) as f:
+        finals = json.load(f)["final"]
+    assert [r["config"] for r in finals] == ["dqn", "pvn_frozen", "random_frozen"]
+    assert all(r["n_seeds"] == 2 for r in finals)
+    assert os.path.exists(os.path.join(out, "plots", "final.png"))
