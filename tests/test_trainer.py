@@ -139,19 +139,19 @@ def test_wandb_offline_mirror_gets_one_run_per_seed(tmp_path, mode, monkeypatch)
             assert b"sk-secret-should-not-leak" not in data, os.path.join(root, f)
 
 
-@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+@pytest.mark.parametrize("agent", [pytest.param("ppo", marks=pytest.mark.slow), "dqn"])
 def test_mapped_runs_match_vmapped_runs(tmp_path, agent):
     """run_batching=map (seeds one after another) computes what vmap does, shared lock-step
     fields (DQN's replay position and size) included."""
     base = [
         f"agent={agent}",
-        "total_timesteps=4096",
+        "total_timesteps=2048",
         "num_seeds=2",
-        "logger.log_interval=1024",
+        "logger.log_interval=512",
         "logger.progress=false",
     ]
     if agent == "dqn":
-        base += ["agent.learning_starts=512", "agent.buffer_size=2048"]
+        base += ["agent.learning_starts=256", "agent.buffer_size=1024"]
     for mode in ("vmap", "map"):
         run(load_config([*base, f"run_batching={mode}", f"run_dir={tmp_path / mode}"]), quiet=True)
     a, b = _metrics(str(tmp_path / "vmap")), _metrics(str(tmp_path / "map"))
