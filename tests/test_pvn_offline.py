@@ -179,3 +179,29 @@ def test_minatar_pipeline_smoke(tmp_path):
     assert [r["config"] for r in finals] == ["dqn", "pvn_frozen", "random_frozen"]
     assert all(r["n_seeds"] == 2 for r in finals)
     assert os.path.exists(os.path.join(out, "plots", "final.png"))
+
+
+@pytest.mark.slow
+def test_atari_paper_scale_linear_eval_smoke(tmp_path):
+    """pvn_linear_eval_atari on Breakout (IMPALA x8, 4096 features, frame replay): a few steps."""
+    pytest.importorskip("ale_py")
+    run = str(tmp_path / "lin")
+    rc = cli(
+        [
+            "train",
+            "experiment=pvn_linear_eval_atari",
+            "agent.pretrained=",
+            "total_timesteps=200",
+            "agent.buffer_size=1000",
+            "agent.learning_starts=100",
+            "eval.episodes=1",
+            "eval.max_steps=50",
+            f"run_dir={run}",
+            "logger.progress=false",
+        ]
+    )
+    assert rc == 0
+    import pandas as pd
+
+    m = pd.read_csv(os.path.join(run, "metrics.csv"))
+    assert m["global_step"].iloc[-1] == 200 and m["losses/td"].notna().any()
