@@ -143,8 +143,10 @@ def worker(kind: str, args: list[str]) -> dict:
     if kind == "atari_runs":
         return time_chunk(args[3:], int(args[0]), int(args[1]), args[2])
     if kind == "atari_learner":
-        a = args
-        return _worker_learner(a[0], int(a[1]), int(a[2]), a[3], a[4], int(a[5]), a[6])
+        experiment, envs, updates, conv, backend, seeds, batching = args
+        return _worker_learner(
+            experiment, int(envs), int(updates), conv, backend, int(seeds), batching
+        )
     return _worker_matmul()
 
 

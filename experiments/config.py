@@ -20,6 +20,7 @@ from rl_aux.cpu_threads import resolve_cpu_threads
 from rl_aux.heads.base import HeadConfig, head_class, registered_heads
 from rl_aux.llm.config import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
+from rl_aux.vectorize import RUN_BATCHINGS
 
 # env.options of generated nethack/* and minihack/* configs (envs/nethack.py NetHackOptions)
 NETHACK_OPTION_DEFAULTS = {
@@ -118,9 +119,9 @@ class TrainConfig:
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
     plugins: tuple = ()  # modules imported before composing (they register heads)
     cpu_threads: Any = "auto"  # XLA:CPU pool: auto (1 for MLP torsos) or N (rl_aux/cpu_threads.py)
-    # seeds x grid points: vmap (one batched program) or map (one run after another: faster for
-    # conv torsos on XLA:CPU, where vmapped convolutions run grouped on one thread; docs/atari.md)
-    run_batching: str = spec("vmap", choices=("vmap", "map"))
+    # seeds x grid points: vmap (one batched program) or map (one run after another; see
+    # rl_aux/vectorize.py over_runs and the README: keep vmap unless a bench says otherwise)
+    run_batching: str = spec("vmap", choices=RUN_BATCHINGS)
 
     def to_yaml_dict(self) -> dict:
         d = to_dict(self)

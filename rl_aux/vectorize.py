@@ -41,10 +41,11 @@ RUN_BATCHINGS = ("vmap", "map")
 def over_runs(program, axes, batching: str = "vmap"):
     """The program over the run axis (axis 0 of the leaves `axes` marks 0).
 
-    `vmap` batches the runs into one program (the accelerator default); `map` runs them one
-    after another in a `lax.map` (XLA:CPU: vmapped convolutions become grouped ones on one
-    thread, so 2 Atari DQN seeds ran 1.6x faster mapped; docs/atari.md). One run: the program
-    on the run's slice, unbatched (a 1-wide vmap costs 20-30% on the Atari DQN chunk)."""
+    `vmap` batches the runs into one program (the default); `map` runs them one after another
+    in a `lax.map`, meant for large conv torsos on XLA:CPU, where a vmapped convolution runs
+    grouped on one thread (measured on MinAtar DQN it is 0.90x of vmap; docs/atari.md). Envs
+    with host state (Atari) need vmap. One run: the program on the run's slice, unbatched (a
+    1-wide vmap costs 20-30% on the Atari DQN chunk)."""
     if batching not in RUN_BATCHINGS:
         raise ValueError(f"run_batching={batching!r}; accepted: {', '.join(RUN_BATCHINGS)}")
     is_none = lambda a: a is None
