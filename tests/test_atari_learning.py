@@ -22,7 +22,16 @@ COMMON = [
 ]
 
 CASES = {
-    "ppo": ["experiment=atari_ppo"],
+    # Atari-100k scale for PPO (CleanRL's defaults are for 10M steps; docs/atari.md has the
+    # settings that failed): CleanRL's own env setting of a life loss ending the learner's episode
+    # (evaluation still scores whole games), 8 envs x 32 steps per update (390 updates, not 97),
+    # entropy 0.001 so the policy's mode, which is what is evaluated, settles within the budget
+    "ppo": [
+        "experiment=atari_ppo",
+        "agent.num_steps=32",
+        "agent.ent_coef=0.001",
+        "env.options.episodic_life=true",
+    ],
     # Atari-100k scale for DQN (the Nature/Dopamine values are for 50M frames): a buffer holding
     # the whole run, DrQ(eps)-style fast start (Agarwal et al. 2021: n = 10, lr 1e-4, learning
     # after 1.6k steps, epsilon down to 0.01 over the first 5k), target copy every 2k env steps
