@@ -24,8 +24,12 @@ class ReplayState:
 
 
 def replay_init(example: Transition, capacity_rows: int) -> ReplayState:
-    """Empty buffer shaped like `example` (leaves [N, ...])."""
-    data = jax.tree.map(lambda x: jnp.zeros((capacity_rows,) + x.shape, x.dtype), example)
+    """Empty buffer shaped like `example` (leaves [N, ...]); host int64/float64 leaves (NLE's
+    numpy observations) get JAX's canonical 32-bit dtype, as they will when written."""
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity_rows,) + x.shape, jax.dtypes.canonicalize_dtype(x.dtype)),
+        example,
+    )
     return ReplayState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
