@@ -48,6 +48,9 @@ class PPOConfig:
     gae_lambda: float = spec(0.95, ge=0.0, le=1.0)
     clip_eps: float = spec(0.2, gt=0.0)
     ent_coef: float = spec(0.01, ge=0.0)
+    # Entropy coefficient at the last update, reached linearly from ent_coef (None: constant;
+    # the bilevel inner loss of agents/reward_hook.py keeps ent_coef).
+    ent_coef_end: float | None = spec(None, ge=0.0)
     vf_coef: float = spec(0.5, ge=0.0)
     max_grad_norm: float = spec(0.5, gt=0.0)
     clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
@@ -226,9 +229,13 @@ class PPO:
         last, _ = self.net.apply(state_after.params["net"], state_after.obs)
         return jnp.concatenate([traj["value"][1:], last["value"][None]], 0)
 
-    def _losses(self, params, target, mb, hparams, key):
-        """((main, weighted aux), metrics) on a minibatch: [B] samples or [T, B] sequences."""
+    def _losses(self, params, target, mb, hparams, key, ent_coef=None):
+        """((main, weighted aux), metrics) on a minibatch: [B] samples or [T, B] sequences.
+
+        `ent_coef`: this update's entropy coefficient (default: cfg.ent_coef).
+        """
         cfg = self.cfg
+        ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
         tr: Transition = mb["tr"]
         if self.recurrent:
 
@@ -266,7 +273,7 @@ class PPO:
             v_loss = 0.5 * jnp.maximum((v - mb["ret"]) ** 2, (v_clip - mb["ret"]) ** 2).mean()
         else:
             v_loss = 0.5 * ((v - mb["ret"]) ** 2).mean()
-        main = pg + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+        main = pg + cfg.vf_coef * v_loss - ent_coef * entropy
         metrics = {
             "losses/policy": pg,
             "losses/value": v_loss,
@@ -304,6 +311,7 @@ class PPO:
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
         lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
         opt_state = set_lr(state.opt_state, lr)
+        ent_coef = self.ent_coef_at(state.update)
         reward, gamma, reward_state, reward_metrics = tr.reward, cfg.gamma, state.reward, {}
         if self.reward is not None:  # the reward module's r and gamma (and its outer step)
             reward_state, reward, gamma, reward_metrics = self.reward(
@@ -331,7 +339,7 @@ class PPO:
             def mb_step(c, mb):
                 params, target, opt_state, bal_state, k = c
                 k, k_l = jax.random.split(k)
-                fn = lambda p: self._losses(p, target, mb, state.hparams, k_l)
+                fn = lambda p: self._losses(p, target, mb, state.hparams, k_l, ent_coef)
                 grads, bal_state, m = balanced_grads(fn, params, self.balancer, bal_state)
                 updates, opt_state = self.tx.update(grads, opt_state, params)
                 params = optax.apply_updates(params, updates)
@@ -351,6 +359,8 @@ class PPO:
         metrics = jax.tree.map(jnp.mean, m)
         metrics.update(episode_metrics(tr.done, traj["ep_return"], traj["ep_length"]))
         metrics["lr"] = lr
+        if cfg.ent_coef_end is not None:
+            metrics["ent_coef"] = ent_coef
         metrics.update(reward_metrics)
         if "success" in traj:
             d = tr.done.astype(jnp.float32)
@@ -365,6 +375,14 @@ class PPO:
             update=state.update + 1,
         )
         return state, metrics
+
+    def ent_coef_at(self, update: jax.Array) -> jax.Array:
+        """The entropy coefficient of update `update`: constant, or linear to ent_coef_end."""
+        cfg = self.cfg
+        if cfg.ent_coef_end is None:
+            return jnp.asarray(cfg.ent_coef, jnp.float32)
+        t = jnp.minimum(update.astype(jnp.float32) / max(self.total_updates - 1, 1), 1.0)
+        return cfg.ent_coef + t * (cfg.ent_coef_end - cfg.ent_coef)
 
     def _minibatches(self, data, key):
         cfg = self.cfg
