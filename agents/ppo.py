@@ -381,8 +381,8 @@ class PPO:
         cfg = self.cfg
         if cfg.ent_coef_end is None:
             return jnp.asarray(cfg.ent_coef, jnp.float32)
-        t = jnp.minimum(update.astype(jnp.float32) / max(self.total_updates - 1, 1), 1.0)
-        return cfg.ent_coef + t * (cfg.ent_coef_end - cfg.ent_coef)
+        steps = max(self.total_updates - 1, 1)
+        return optax.linear_schedule(cfg.ent_coef, cfg.ent_coef_end, steps)(update)
 
     def _minibatches(self, data, key):
         cfg = self.cfg
