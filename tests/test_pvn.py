@@ -97,3 +97,37 @@ def test_four_rooms_dynamics_and_goal():
     assert float(r) == 1.0 and bool(term) and not bool(trunc) and obs[..., 1].sum() == 1
     # the up move from cell 0 hits the outer wall and stays
     assert int(NEXT[0, 0]) == 0
+
+
+def test_rank_floor_is_the_best_d_feature_fit():
+    """rank_floor_nrmse: exact for a matrix of rank <= d (+ bias), Eckart-Young otherwise."""
+    from experiments.pvn_four_rooms import rank_floor_nrmse
+
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(50, 3)) @ rng.normal(size=(3, 2 * 4)) + rng.normal(size=(2 * 4,))
+    assert rank_floor_nrmse(low.reshape(50, 2, 4), 3) < 1e-6
+    assert rank_floor_nrmse(low.reshape(50, 2, 4), 2) > 1e-2
+    # Eckart-Young: no other rank-d fit of the centred matrix does better
+    m = rng.normal(size=(40, 6, 4))
+    floor = rank_floor_nrmse(m, 5)
+    flat = m.reshape(40, -1)
+    c = flat - flat.mean(0)
+    other = c @ np.linalg.qr(rng.normal(size=(24, 5)))[0]
+    fit = other @ np.linalg.lstsq(other, c, rcond=None)[0]
+    assert floor <= np.sqrt(((c - fit) ** 2).mean()) / m.std() + 1e-9
+
+
+def test_four_rooms_rank64_floor_grows_with_T():
+    """With state-only features phi(x) in R^64 the four-rooms Psi [104, T, 4] cannot be fit to
+    nRMSE < 0.1 at T = 128 by any network (docs/pvn.md: the fit bar's floor)."""
+    from envs.four_rooms import NEXT, NUM_CELLS, uniform_transition_matrix
+    from experiments.pvn_four_rooms import rank_floor_nrmse
+
+    inv = np.linalg.inv(np.eye(NUM_CELLS) - 0.95 * uniform_transition_matrix())
+    floors = []
+    for T in (8, 64, 128):
+        r = (np.random.default_rng(T).random((NUM_CELLS, T)) < 0.05).astype(float)
+        exact = r[:, :, None] + 0.95 * (inv @ r)[NEXT].transpose(0, 2, 1)
+        floors.append(rank_floor_nrmse(exact, 64))
+    assert floors[0] < 1e-6 and floors[0] < floors[1] < floors[2]
+    assert floors[2] > 0.1
