@@ -31,7 +31,7 @@ from rl_aux.learner import (
     make_optimizer,
     set_lr,
 )
-from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry
+from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry, unroll
 from rl_aux.rl_math import gae
 from rl_aux.types import Transition
 
@@ -238,13 +238,7 @@ class PPO:
         ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
         tr: Transition = mb["tr"]
         if self.recurrent:
-
-            def seq_step(carry, x):
-                obs, first = x
-                out, carry_out = self.net.apply(params["net"], obs, carry, first)
-                return carry_out, (out, carry_out)
-
-            _, (out, carries) = jax.lax.scan(seq_step, mb["carry0"], (tr.obs, mb["first"]))
+            out, carries = unroll(self.net, params["net"], tr.obs, mb["carry0"], mb["first"])
 
             def feats_fn(p, which):
                 obs = tr.obs if which == "obs" else tr.next_obs

@@ -41,6 +41,7 @@ from flax import struct
 
 from rl_aux.configs import ConfigError
 from rl_aux.learner import make_optimizer
+from rl_aux.networks.network import unroll
 from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
@@ -111,12 +112,7 @@ class RewardHook:
         """Network outputs over time-major [T, n] data (recurrent: from each env's carry0)."""
         net, tr = self.agent.net, b["tr"]
         if self.agent.recurrent:
-
-            def step(carry, x):
-                out, carry = net.apply(params["net"], x[0], carry, x[1])
-                return carry, (out, carry)
-
-            _, (out, carries) = jax.lax.scan(step, b["carry0"], (tr.obs, b["first"]))
+            out, carries = unroll(net, params["net"], tr.obs, b["carry0"], b["first"])
             return {**out, "carries": carries}
         t, n = tr.action.shape
         obs = jax.tree.map(lambda x: x.reshape((t * n,) + x.shape[2:]), tr.obs)  # dict obs too

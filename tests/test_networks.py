@@ -62,3 +62,55 @@ def test_decoupled_features_get_no_rl_gradient():
     torso = jax.tree.leaves(g["params"]["torso"])
     assert all(float(jnp.abs(x).max()) == 0.0 for x in torso)
     assert float(jnp.abs(g["params"]["policy"]["kernel"]).max()) > 0
+
+
+@pytest.mark.parametrize(
+    "cfg,shape",
+    [
+        (NetworkConfig(core="lstm", core_hidden=8, hidden=(16,), separate_critic=True), (3,)),
+        (NetworkConfig(core="gru", core_hidden=8, torso="small_cnn", hidden=(16,)), (5, 5, 2)),
+        (
+            NetworkConfig(core="lstm", core_hidden=8, torso="minihack", features=16),
+            (("glyphs_crop", (9, 9)), ("blstats", (27,))),
+        ),
+    ],
+)
+def test_unroll_equals_stepping(cfg, shape):
+    """`unroll` (torso and heads batched over T x B, core scanned) = T calls of apply, in the
+    outputs, the carries after each step and the gradients, with resets mid-sequence."""
+    from rl_aux.networks.network import unroll
+
+    t, b = 5, 3
+    net = make_network(cfg, 4, shape, "actor_critic")
+    k = jax.random.split(jax.random.PRNGKey(1), 3)
+    if isinstance(shape[0], tuple):
+        obs = {
+            "glyphs_crop": jax.random.randint(k[0], (t, b, 9, 9), 0, 5976).astype(jnp.int16),
+            "blstats": jax.random.normal(k[1], (t, b, 27)),
+        }
+    else:
+        obs = jax.random.normal(k[0], (t, b, *shape))
+    first = jax.random.bernoulli(k[2], 0.3, (t, b)).at[0].set(True)
+    carry0 = network_initial_carry(cfg, b)
+    params = net.init(jax.random.PRNGKey(0), jax.tree.map(lambda x: x[0], obs), carry0, first[0])
+
+    def stepped(p):
+        def step(c, x):
+            o, f = x
+            out, c = net.apply(p, o, c, f)
+            return c, (out, c)
+
+        return jax.lax.scan(step, carry0, (obs, first))[1]
+
+    def loss(fn, p):
+        out, carries = fn(p)
+        leaves = jax.tree.leaves(carries)
+        return (out["logits"] ** 2).sum() + out["value"].sum() + sum(c.sum() for c in leaves)
+
+    (o1, c1), (o2, c2) = stepped(params), unroll(net, params, obs, carry0, first)
+    for a, b_ in zip(jax.tree.leaves((o1, c1)), jax.tree.leaves((o2, c2)), strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+    g1 = jax.grad(lambda p: loss(stepped, p))(params)
+    g2 = jax.grad(lambda p: loss(lambda q: unroll(net, q, obs, carry0, first), p))(params)
+    for a, b_ in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-5)

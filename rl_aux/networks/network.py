@@ -104,12 +104,24 @@ class AgentNetwork(nn.Module):
 
     def __call__(self, obs, carry=None, reset=None) -> tuple[dict[str, Any], Any]:
         """obs [B, ...] (one step). Returns (outputs, new_carry)."""
-        z = self.torso(obs)
+        z = self.encode(obs)
         h = z
         if self.cfg.core != "none":
             if reset is None:
                 reset = jnp.zeros(z.shape[:1], bool)
-            h, carry = self.core(z, carry, reset)
+            h, carry = self.core_step(z, carry, reset)
+        return self.outputs(obs, z, h), carry
+
+    def encode(self, obs):
+        """Torso features z [B, D] of obs [B, ...]."""
+        return self.torso(obs)
+
+    def core_step(self, z, carry, reset):
+        """One recurrent step: (h [B, H], new carry); `reset` [B] zeroes the carry first."""
+        return self.core(z, carry, reset)
+
+    def outputs(self, obs, z, h) -> dict[str, Any]:
+        """Every output from the torso features z and history features h (obs: critic torso)."""
         x = jax.lax.stop_gradient(h) if self.cfg.rl_reads_sg_features else h
         for layer in self.head_layers:
             x = self._act(layer(x))
@@ -125,7 +137,27 @@ class AgentNetwork(nn.Module):
             out["value"] = self.value(v_in)[..., 0]
         else:
             out["q"] = self.q(x)
-        return out, carry
+        return out
+
+
+def unroll(net: AgentNetwork, params, obs, carry, first) -> tuple[dict[str, Any], Any]:
+    """A recurrent network over sequences: obs [T, B, ...], first [T, B] -> (outputs [T, B, ...],
+    carries [T, B, ...] after each step). Equal to stepping `net.apply` T times, but the torso
+    and heads run once on all T x B inputs and only the core is scanned: per-step convolutions
+    inside `lax.scan` cost T small kernels where one large one does (test_network.py)."""
+    t, b = first.shape
+    merge = lambda x: x.reshape((t * b, *x.shape[2:]))
+    flat_obs = jax.tree.map(merge, obs)
+    z = net.apply(params, flat_obs, method=AgentNetwork.encode)
+
+    def step(c, x):
+        z_t, f_t = x
+        h_t, c = net.apply(params, z_t, c, f_t, method=AgentNetwork.core_step)
+        return c, (h_t, c)
+
+    _, (h, carries) = jax.lax.scan(step, carry, (z.reshape((t, b, -1)), first))
+    out = net.apply(params, flat_obs, z, merge(h), method=AgentNetwork.outputs)
+    return jax.tree.map(lambda x: x.reshape((t, b, *x.shape[1:])), out), carries
 
 
 def make_network(cfg: NetworkConfig, num_actions: int, obs_shape: tuple, kind: str) -> AgentNetwork:
