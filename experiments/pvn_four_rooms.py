@@ -117,6 +117,13 @@ def pretrain(data: Transition, spec, T: int, args, steps: int):
     return pre, state.params, m
 
 
+def exact_psi(r: np.ndarray, gamma: float) -> np.ndarray:
+    """Exact successor measure [cells, T, actions] of indicators r [cells, T] under the uniform
+    policy: 1_S(x) + gamma * (I - gamma P)^-1 1_S at each action's next cell."""
+    inv = np.linalg.inv(np.eye(NUM_CELLS) - gamma * uniform_transition_matrix())
+    return r[:, :, None] + gamma * (inv @ r)[NEXT].transpose(0, 2, 1)
+
+
 def rank_floor_nrmse(exact: np.ndarray, d: int) -> float:
     """Smallest nRMSE any Psi(x, a, S_i) = phi(x)^T w_{a,i} + b_{a,i} with d features can reach.
 
@@ -134,15 +141,12 @@ def exact_check(pre: PVNPretrainer, params, gamma: float) -> dict:
     """Normalised RMSE of learned Psi vs the exact successor measure, per seed, beside the
     rank floor: the nRMSE of the best d-feature fit (`rank_floor_nrmse`)."""
     obs = FourRooms.cell_obs()
-    P = uniform_transition_matrix()
-    inv = np.linalg.inv(np.eye(NUM_CELLS) - gamma * P)
     out = {"nrmse": [], "rel_l2": [], "fire_rate": [], "rank_floor_nrmse": []}
     d = int(np.asarray(pre.features(jax.tree.map(lambda x: x[0], params), obs)).shape[-1])
     for s in range(jax.tree.leaves(params)[0].shape[0]):
         p = jax.tree.map(lambda x: x[s], params)
         r = np.asarray(pre.head.indicators(p["heads"]["pvn"]["indicator"], obs)[0])  # [104, T]
-        v = inv @ r
-        exact = r[:, :, None] + gamma * v[NEXT].transpose(0, 2, 1)  # [104, T, 4]
+        exact = exact_psi(r, gamma)  # [104, T, 4]
         psi = np.asarray(pre.psi(p, obs))
         err = psi - exact
         out["nrmse"].append(float(np.sqrt((err**2).mean()) / exact.std()))

@@ -120,14 +120,12 @@ def test_rank_floor_is_the_best_d_feature_fit():
 def test_four_rooms_rank64_floor_grows_with_T():
     """With state-only features phi(x) in R^64 the four-rooms Psi [104, T, 4] cannot be fit to
     nRMSE < 0.1 at T = 128 by any network (docs/pvn.md: the fit bar's floor)."""
-    from envs.four_rooms import NEXT, NUM_CELLS, uniform_transition_matrix
-    from experiments.pvn_four_rooms import rank_floor_nrmse
+    from envs.four_rooms import NUM_CELLS
+    from experiments.pvn_four_rooms import exact_psi, rank_floor_nrmse
 
-    inv = np.linalg.inv(np.eye(NUM_CELLS) - 0.95 * uniform_transition_matrix())
     floors = []
     for T in (8, 64, 128):
         r = (np.random.default_rng(T).random((NUM_CELLS, T)) < 0.05).astype(float)
-        exact = r[:, :, None] + 0.95 * (inv @ r)[NEXT].transpose(0, 2, 1)
-        floors.append(rank_floor_nrmse(exact, 64))
+        floors.append(rank_floor_nrmse(exact_psi(r, 0.95), 64))
     assert floors[0] < 1e-6 and floors[0] < floors[1] < floors[2]
     assert floors[2] > 0.1
