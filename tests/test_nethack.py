@@ -122,6 +122,28 @@ def test_recurrent_reset_mid_sequence_equals_fresh_start():
     assert not np.allclose(whole[k - 1], whole[k])
 
 
+@pytest.mark.parametrize("torso,crop_layers,convs", [("minihack", -1, 0), ("minihack", 2, 2)])
+def test_crop_conv_layers(torso, crop_layers, convs):
+    """torso=minihack flattens the embedded crop into a Dense by default (no crop convs, the
+    CPU-cheap encoder); network.crop_conv_layers=2 puts the NLE baseline's two convs back."""
+    from rl_aux.networks.network import NetworkConfig, make_network
+
+    cfg = NetworkConfig(torso=torso, features=32, crop_conv_layers=crop_layers)
+    net = make_network(cfg, 8, (("glyphs_crop", (9, 9)), ("blstats", (27,))), "actor_critic")
+    obs = {"glyphs_crop": jnp.full((2, 9, 9), 2359, jnp.int16), "blstats": jnp.ones((2, 27))}
+    params = net.init(jax.random.PRNGKey(0), obs)
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    crop = {
+        jax.tree_util.keystr(path)
+        for path, _ in flat
+        if "glyphs_crop_conv" in jax.tree_util.keystr(path)
+        and "kernel" in jax.tree_util.keystr(path)
+    }
+    assert len(crop) == convs
+    out, _ = net.apply(params, obs)
+    assert out["logits"].shape == (2, 8) and np.isfinite(out["logits"]).all()
+
+
 def _smoke_agent(overrides):
     from experiments.config import load_config
     from experiments.train import build_agent

@@ -7,6 +7,8 @@ the message line; the parts are concatenated into one feature vector. Every bran
 key only if the observation has it, so the same module is the small MiniHack crop encoder
 (`glyphs_crop`/`chars_crop` + blstats). Convolutions are patches + matmul (`PatchConv`): conv
 weight-gradients inside `lax.scan` take a very slow XLA:CPU path (DESIGN.md, known traps).
+`crop_layers=0` flattens the embedded 9x9 crops straight into their Dense (no convs): the
+MiniHack default, ~20x cheaper forward + backward on CPU (docs/nethack.md).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class NetHackEncoder(nn.Module):
 
     embed: int = 16
     channels: int = 16
-    layers: int = 2
+    layers: int = 2  # conv layers over the full map
+    crop_layers: int = 2  # conv layers over the crops (0: embedded crop -> Dense)
     crop: int = 9
     features: int = 256
     map_stride: int = 2  # the full map is large: strided convs before the Dense
@@ -94,12 +97,12 @@ class NetHackEncoder(nn.Module):
             if "blstats" in obs:
                 xy = obs["blstats"][:, :2].astype(jnp.int32)
                 crop = egocentric_crop(g, xy[:, 0], xy[:, 1], self.crop)
-                c = _ConvStack(self.channels, self.layers, 1, name="crop")(glyph_embed(crop))
+                c = _ConvStack(self.channels, self.crop_layers, 1, name="crop")(glyph_embed(crop))
                 parts.append(nn.elu(nn.Dense(self.features // 2, name="crop_out")(c)))
         for key, table in (("glyphs_crop", MAX_GLYPH), ("chars_crop", 256)):
             if key in obs:
                 emb = glyph_embed if table == MAX_GLYPH else nn.Embed(256, self.embed, name=key)
-                c = _ConvStack(self.channels, self.layers, 1, name=f"{key}_conv")(
+                c = _ConvStack(self.channels, self.crop_layers, 1, name=f"{key}_conv")(
                     emb(obs[key].astype(jnp.int32))
                 )
                 parts.append(nn.elu(nn.Dense(self.features // 2, name=f"{key}_out")(c)))

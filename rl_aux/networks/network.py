@@ -38,6 +38,9 @@ class NetworkConfig:
     impala_width: float = spec(1.0, gt=0.0)
     # CNN convolutions: XLA's, matmuls, or XLA's with hand-written gradients (networks/conv.py)
     conv: str = spec("lax", choices=("lax", "patches", "canonical"))
+    # nethack/minihack: conv layers over the 9x9 crops; -1 = the torso's default (nethack 2,
+    # minihack 0: the embedded crop goes straight into a Dense, ~20x cheaper on CPU)
+    crop_conv_layers: int = spec(-1, ge=-1)
     separate_critic: bool = False  # PPO: a second torso for the value (PureJaxRL style)
     core: str = spec("none", choices=("none", "lstm", "gru"))
     core_hidden: int = spec(128, ge=1)
@@ -69,8 +72,12 @@ def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
     if cfg.torso in ("nethack", "minihack"):  # dict observations (envs/nethack.py)
         from rl_aux.networks.nethack import NetHackEncoder
 
-        embed = 8 if cfg.torso == "minihack" else 16  # minihack: crops only, a smaller table
-        return NetHackEncoder(embed=embed, features=cfg.features, name=name)
+        minihack = cfg.torso == "minihack"
+        embed = 8 if minihack else 16  # minihack: crops only, a smaller table
+        crop_layers = cfg.crop_conv_layers if cfg.crop_conv_layers >= 0 else (0 if minihack else 2)
+        return NetHackEncoder(
+            embed=embed, crop_layers=crop_layers, features=cfg.features, name=name
+        )
     raise ValueError(f"network.torso={cfg.torso!r}; accepted: {', '.join(TORSOS)}")
 
 
