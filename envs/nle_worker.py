@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import select
 import sys
+import time
 
 import numpy as np
 
@@ -54,6 +56,22 @@ def make_task(gym_id: str, keys: list[str], max_episode_steps: int):
     return gym.make(gym_id, **kwargs).unwrapped
 
 
+def next_command(cmds, poll_s: float) -> tuple[bytes, float]:
+    """The host's next one-byte command and how long it took to come.
+
+    Polls (yielding the core to anything runnable) for up to `poll_s` before blocking: a worker
+    that sleeps between batches wakes on a cold core (NetHackScore steps cost ~35% more,
+    docs/nethack.md) and the wake-up costs ~50 us. The caller passes 0 after a wait longer
+    than the budget: then the host is busy elsewhere (a learner-bound run) and polling would
+    only take CPU from it."""
+    t0 = time.perf_counter()
+    deadline = t0 + poll_s
+    while not select.select([cmds], [], [], 0)[0] and time.perf_counter() < deadline:
+        os.sched_yield()
+    cmd = cmds.read(1)
+    return cmd, time.perf_counter() - t0
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     reply = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -61,7 +79,18 @@ def main() -> None:
     cmds = os.fdopen(0, "rb", buffering=0)
     buf = buffers(cfg["path"], {k: tuple(v) for k, v in cfg["layout"].items()})
     lo, hi, keys = cfg["lo"], cfg["hi"], cfg["keys"]
-    envs = [make_task(cfg["gym_id"], keys, cfg["max_episode_steps"]) for _ in range(lo, hi)]
+
+    def make():
+        return make_task(cfg["gym_id"], keys, cfg["max_episode_steps"])
+
+    envs = [make() for _ in range(lo, hi)]
+    # standby: a second env per slot, reset ahead for the slot's next episode while the worker
+    # would otherwise wait, so an episode end swaps envs instead of paying a reset (~1 ms on
+    # MiniHack) inside the batch that every other worker waits for
+    spares = [make() for _ in range(lo, hi)] if cfg.get("standby") else []
+    spare_obs: list[dict | None] = [None] * (hi - lo)  # a ready spare's first observation
+    spare_episode = np.full(hi - lo, -1, np.int64)  # the episode index it was reset for
+    todo: list[int] = []  # slots whose spare still needs its reset
     ret = np.zeros(hi - lo, np.float64)
     length = np.zeros(hi - lo, np.int64)
     episode = np.zeros(hi - lo, np.int64)
@@ -70,17 +99,41 @@ def main() -> None:
         for k in keys:
             buf[f"{prefix}{k}"][i] = obs[k]
 
+    def ready_spare(j: int, e: int) -> None:
+        obs = seeded_reset(spares[j], buf["seed"][lo + j], e)
+        spare_obs[j] = {k: np.array(obs[k]) for k in keys}  # NLE reuses its arrays
+        spare_episode[j] = e
+
+    def next_episode(j: int) -> dict:
+        """First observation of slot j's episode `episode[j]` (just incremented)."""
+        if not spares:
+            return seeded_reset(envs[j], buf["seed"][lo + j], episode[j])
+        if spare_episode[j] != episode[j]:  # not ready in time: reset it now
+            if j in todo:
+                todo.remove(j)
+            ready_spare(j, episode[j])
+        obs = spare_obs[j]
+        envs[j], spares[j] = spares[j], envs[j]
+        spare_obs[j], spare_episode[j] = None, -1
+        todo.append(j)
+        return obs
+
     def reset_all() -> None:
         episode[:] = 0
         for j, env in enumerate(envs):
             write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
+        todo[:] = range(len(spares))
         ret[:] = 0.0
         length[:] = 0
 
     reset_all()
     reply.write(b"k")
+    poll_s, waited = cfg.get("poll_us", 0) * 1e-6, 0.0
     while True:
-        cmd = cmds.read(1)
+        while todo and not select.select([cmds], [], [], 0)[0]:  # idle: ready a spare
+            j = todo.pop(0)
+            ready_spare(j, episode[j] + 1)
+        cmd, waited = next_command(cmds, poll_s if waited <= poll_s else 0.0)
         if cmd in (b"", b"c"):
             break
         if cmd == b"r":
@@ -101,12 +154,12 @@ def main() -> None:
                 if term or trunc:
                     write(i, obs, "final/")
                     episode[j] += 1
-                    obs = seeded_reset(env, buf["seed"][i], episode[j])
+                    obs = next_episode(j)
                     ret[j] = 0.0
                     length[j] = 0
                 write(i, obs, "obs/")
         reply.write(b"k")
-    for env in envs:
+    for env in envs + spares:
         env.close()
 
 

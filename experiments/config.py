@@ -29,6 +29,8 @@ NETHACK_OPTION_DEFAULTS = {
     "host_keys": [],
     "overlap": True,
     "max_episode_steps": 0,
+    "poll_us": 2000,
+    "standby": True,
 }
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 

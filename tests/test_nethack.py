@@ -21,10 +21,13 @@ from envs.nle_worker import seeded_reset  # noqa: E402
 ROOM = "minihack/Room-5x5-v0"
 
 
-def test_vector_env_matches_single_envs_with_auto_reset():
-    """Same seeds + actions: the workers' batch equals N in-process envs, across resets."""
-    n, steps = 4, 130  # Room-5x5 ends by 100 steps: every env auto-resets at least once
-    env = NLEVecEnv(ROOM, n, {"num_workers": 2, "obs_keys": ["glyphs_crop", "blstats"]})
+@pytest.mark.parametrize("standby", [True, False])
+def test_vector_env_matches_single_envs_with_auto_reset(standby):
+    """Same seeds + actions: the workers' batch equals N in-process envs, across resets, with
+    episode ends served by a standby env reset ahead (default) or by resetting in place."""
+    n, steps = 4, 230  # Room-5x5 ends by 100 steps: every env auto-resets at least twice
+    opts = {"num_workers": 2, "obs_keys": ["glyphs_crop", "blstats"], "standby": standby}
+    env = NLEVecEnv(ROOM, n, opts)
     try:
         _, ts = env.reset(jax.random.PRNGKey(3))
         seeds = env._buf["seed"].copy()
@@ -51,7 +54,7 @@ def test_vector_env_matches_single_envs_with_auto_reset():
                     episode[i] += 1
                     o = seeded_reset(e, seeds[i], episode[i])
                 np.testing.assert_array_equal(ts.obs["glyphs_crop"][i], o["glyphs_crop"])
-        assert dones >= n
+        assert dones >= 2 * n
         assert len(env.last_messages()) == n and not ts.extras["lost"].any()
     finally:
         env.close()
