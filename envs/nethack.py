@@ -62,6 +62,10 @@ class NetHackOptions:
     obs_keys: tuple = ()  # network inputs; () = the family default (DEFAULT_KEYS)
     host_keys: tuple = ()  # extra arrays kept on the host only (e.g. chars, tty_chars)
     max_episode_steps: int = spec(0, ge=0)  # 0 = the task's own limit
+    # reward of a step that takes no game time (a wall bump, a menu, PICKUP on bare floor):
+    # NLE's and MiniHack's gym default -0.01; MiniHack's own agent config uses -0.001
+    # (facebookresearch/minihack, minihack/agent/polybeast/config.yaml)
+    penalty_step: float = spec(-0.01, le=0.0)
     step_timeout: float = spec(60.0, gt=0.0)  # s without a reply before a worker is restarted
     # us a worker polls for the next batch before sleeping (a sleeping worker wakes on a cold
     # core: NetHackScore +40% steps/s with polling, docs/nethack.md); 0 = always sleep
@@ -133,6 +137,7 @@ class NLEVecEnv:
         self.obs_keys = tuple(opts.obs_keys)
         self.keys = tuple(dict.fromkeys(self.obs_keys + tuple(opts.host_keys) + ("message",)))
         space, names, limit = _probe(self.gym_id, self.keys, opts.max_episode_steps)
+        # (the probe's penalty does not matter: it reads shapes, action names and the limit)
         self.spaces = space
         self.action_names = names  # readable NLE action names (captions for reward modules)
         n_actions = len(names)
@@ -200,6 +205,7 @@ class NLEVecEnv:
             "keys": list(self.keys),
             "gym_id": self.gym_id,
             "max_episode_steps": self.opts.max_episode_steps,
+            "penalty_step": self.opts.penalty_step,
             "poll_us": self.opts.poll_us,
             "standby": self.opts.standby,
         }
@@ -409,4 +415,4 @@ def single_env(name: str, options: dict | None = None):
 
     opts = parse_options(name, options)
     keys = tuple(dict.fromkeys(tuple(opts.obs_keys) + tuple(opts.host_keys) + ("message",)))
-    return make_task(nethack_tasks()[name], list(keys), opts.max_episode_steps)
+    return make_task(nethack_tasks()[name], list(keys), opts.max_episode_steps, opts.penalty_step)

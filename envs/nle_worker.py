@@ -44,13 +44,15 @@ def seeded_reset(env, base: int, episode: int) -> dict:
     return env.reset()[0]
 
 
-def make_task(gym_id: str, keys: list[str], max_episode_steps: int):
-    """One unwrapped NLE/MiniHack env (no gymnasium checker wrappers: they cost per step)."""
+def make_task(gym_id: str, keys: list[str], max_episode_steps: int, penalty_step: float = -0.01):
+    """One unwrapped NLE/MiniHack env (no gymnasium checker wrappers: they cost per step).
+
+    `penalty_step`: NLE's reward for a step that takes no game time (NLE's default -0.01)."""
     import gymnasium as gym
     import minihack  # noqa: F401  (registers MiniHack-* ids)
     import nle  # noqa: F401  (registers NetHack* ids)
 
-    kwargs = {"observation_keys": tuple(keys)}
+    kwargs = {"observation_keys": tuple(keys), "penalty_step": float(penalty_step)}
     if max_episode_steps:
         kwargs["max_episode_steps"] = max_episode_steps
     return gym.make(gym_id, **kwargs).unwrapped
@@ -81,7 +83,7 @@ def main() -> None:
     lo, hi, keys = cfg["lo"], cfg["hi"], cfg["keys"]
 
     def make():
-        return make_task(cfg["gym_id"], keys, cfg["max_episode_steps"])
+        return make_task(cfg["gym_id"], keys, cfg["max_episode_steps"], cfg["penalty_step"])
 
     envs = [make() for _ in range(lo, hi)]
     # standby: a second env per slot, reset ahead for the slot's next episode while the worker

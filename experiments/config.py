@@ -29,6 +29,7 @@ NETHACK_OPTION_DEFAULTS = {
     "host_keys": [],
     "overlap": True,
     "max_episode_steps": 0,
+    "penalty_step": -0.01,
     "poll_us": 2000,
     "standby": True,
 }

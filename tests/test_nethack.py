@@ -60,6 +60,22 @@ def test_vector_env_matches_single_envs_with_auto_reset(standby):
         env.close()
 
 
+def test_penalty_step_reaches_the_workers():
+    """env.options.penalty_step is NLE's reward for a step that takes no game time."""
+    env = NLEVecEnv(ROOM, 2, {"num_workers": 1, "penalty_step": -0.001, "standby": False})
+    try:
+        env.reset(jax.random.PRNGKey(0))
+        rewards = []
+        for _ in range(60):  # west into the wall, again and again: frozen steps
+            _, ts = env.step(None, np.full(2, env.action_names.index("move west"), np.int64))
+            rewards.append(ts.reward[~(ts.terminated | ts.truncated)])
+        rewards = np.concatenate(rewards)
+        assert set(np.round(rewards.astype(float), 6)) <= {0.0, -0.001} and (rewards < 0).any()
+    finally:
+        env.close()
+    assert single_env(ROOM, {"penalty_step": -0.001}).penalty_step == -0.001
+
+
 @pytest.mark.parametrize("reaped", [False, True])
 def test_killed_worker_is_restarted_and_lost_episodes_counted(reaped):
     env = NLEVecEnv(ROOM, 4, {"num_workers": 2, "step_timeout": 20.0})
