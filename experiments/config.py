@@ -15,6 +15,7 @@ import os
 import re
 from typing import Any
 
+from envs.nethack import NetHackOptions
 from rl_aux.configs import ConfigError, check_value, from_dict, spec, to_dict
 from rl_aux.cpu_threads import resolve_cpu_threads
 from rl_aux.heads.base import HeadConfig, head_class, registered_heads
@@ -22,17 +23,8 @@ from rl_aux.llm.config import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.vectorize import RUN_BATCHINGS
 
-# env.options of generated nethack/* and minihack/* configs (envs/nethack.py NetHackOptions)
-NETHACK_OPTION_DEFAULTS = {
-    "num_workers": 2,
-    "obs_keys": [],
-    "host_keys": [],
-    "overlap": True,
-    "max_episode_steps": 0,
-    "penalty_step": -0.01,
-    "poll_us": 2000,
-    "standby": True,
-}
+# env.options of generated nethack/* and minihack/* configs: every NetHackOptions field
+NETHACK_OPTION_DEFAULTS = to_dict(NetHackOptions())
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 

@@ -111,6 +111,19 @@ def test_unknown_task_and_bad_options_exit_2(capsys):
     assert "env.options.obs_keys" in err and "glyphs_crop" in err
 
 
+def test_every_env_option_is_a_config_key():
+    """Each NetHackOptions field can be set from the command line (step_timeout once could not)."""
+    import dataclasses
+
+    from envs.nethack import NetHackOptions
+    from experiments.config import load_config
+
+    names = [f.name for f in dataclasses.fields(NetHackOptions)]
+    cfg = load_config([f"env={ROOM}", "env.options.step_timeout=30", "env.options.standby=false"])
+    assert sorted(cfg.env.options) == sorted(names)
+    assert cfg.env.options["step_timeout"] == 30 and cfg.env.options["standby"] is False
+
+
 def test_recurrent_reset_mid_sequence_equals_fresh_start():
     """An episode start at t=k inside a sequence gives the outputs of a fresh zero carry."""
     from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry
