@@ -32,6 +32,21 @@ def test_blend_initialises_as_naive_shaping_and_penalises():
     np.testing.assert_allclose(np.asarray(r), np.array([1.0, -0.1, 0.0]) + ra, rtol=1e-6)
 
 
+def test_blend_without_bias_has_no_b_and_no_gradient_into_it():
+    """reward.learn_bias=false: r_phi = r_p + w . r_aux whatever the bias column holds."""
+    mod = BlendReward(BlendConfig(sources=("a",), learn_bias=False), 0.99)
+    feats = jax.random.normal(jax.random.PRNGKey(0), (3, 6))
+    phi = mod.init(jax.random.PRNGKey(1), None, 6)
+    phi = {**phi, "W": phi["W"].at[:, 0].set(1.0), "c": phi["c"].at[0].set(3.0)}
+    ra = jnp.array([5.0, 0.0, 2.0])
+    tr = _tr({"features": feats, "r_aux/a": ra})
+    r, _ = mod.reward(phi, tr)
+    np.testing.assert_allclose(np.asarray(r), np.array([1.0, -0.1, 0.0]) + ra, rtol=1e-6)
+    g = jax.grad(lambda p: mod.reward(p, tr)[0].sum())(phi)
+    assert float(jnp.abs(g["W"][:, 0]).max()) == 0.0 and float(g["c"][0]) == 0.0
+    assert float(jnp.abs(g["W"][:, 1]).max()) > 0.0
+
+
 def test_missing_aux_source_and_unknown_module_are_named():
     mod = BlendReward(BlendConfig(sources=("subgoal",)), 0.99)
     phi = mod.init(jax.random.PRNGKey(0), None, 2)

@@ -23,6 +23,9 @@ class BlendConfig:
     sources: tuple = ()  # names of extras["r_aux/<name>"] sources; () = all the env publishes
     hidden: int = spec(0, ge=0)  # 0: linear in the features; >0: one tanh hidden layer
     learn_gamma: bool = True
+    # false: no b_phi(s) (r_phi = r_p + w . r_aux): on episodic tasks a drifting per-step bias
+    # can swamp r_p or pay the agent to avoid the goal (KeyRoom, docs/bilevel-and-balancers.md)
+    learn_bias: bool = True
     gamma_init: float = spec(0.99, gt=0.0, lt=1.0)
     reward_l2: float = spec(0.0, ge=0.0)  # ||phi_r||^2 weight (BARFI `reward_L2`)
     gamma_l2: float = spec(0.0, ge=0.0)  # gamma_phi weight (BARFI `gamma_L2`; pushes gamma down)
@@ -59,7 +62,8 @@ class BlendReward(RewardModule):
         if "W1" in params:
             x = jnp.tanh(x @ params["W1"] + params["c1"])
         out = x @ params["W"] + params["c"]
-        return out[..., 0], out[..., 1:]
+        b = out[..., 0] if self.cfg.learn_bias else jnp.zeros_like(out[..., 0])
+        return b, out[..., 1:]
 
     def discount(self, params: Params) -> Array:
         if not self.cfg.learn_gamma:
