@@ -125,6 +125,8 @@ def main() -> None:
         for j, env in enumerate(envs):
             write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
         todo[:] = range(len(spares))
+        spare_obs[:] = [None] * len(spare_obs)  # spares readied under the old seeds are stale
+        spare_episode[:] = -1
         ret[:] = 0.0
         length[:] = 0
 
