@@ -174,3 +174,18 @@ def test_json_form_falls_back_when_rejected(server, status):
     assert server.requests[1]["body"]["response_format"]["schema"] == {"type": "object"}
     c.chat([{"role": "user", "content": "Transition: x"}], {"type": "object"})  # remembered
     assert server.requests[-1]["body"]["response_format"]["type"] == "json_object"
+
+
+def test_concurrent_rejections_drop_only_the_rejected_form(server):
+    """llama-cpp-python rejects json_schema; 4 judge threads that all meet that rejection at once
+    must settle on json_object, not fall through to unconstrained output (seen at RL scale)."""
+    import concurrent.futures as cf
+
+    server.reject_forms, server.reject_status, server.hold = {"json_schema"}, 500, 4
+    c = ChatClient(ClientConfig(base_url=server.base_url, timeout_s=10, concurrency=4))
+    msgs = [[{"role": "user", "content": f"Transition: gained: a key {i}"}] for i in range(4)]
+    with cf.ThreadPoolExecutor(4) as ex:
+        texts = list(ex.map(lambda m: c.chat(m, {"type": "object"}), msgs))
+    assert all(json.loads(t)["key"] is True for t in texts)
+    forms = [r["body"]["response_format"]["type"] for r in server.requests]
+    assert forms[:4] == ["json_schema"] * 4 and forms[4:] == ["json_object"] * 4

@@ -53,6 +53,7 @@ class ChatClient:
         timeout = httpx.Timeout(cfg.timeout_s, connect=cfg.connect_timeout_s)
         self._http = httpx.Client(base_url=cfg.base_url.rstrip("/"), timeout=timeout)
         self._json_forms = JSON_FORMS[JSON_FORMS.index(cfg.json_mode) :]
+        self._forms_lock = threading.Lock()
         self.requests = 0
         self.failures = 0
 
@@ -67,9 +68,8 @@ class ChatClient:
         key = os.environ.get(self.cfg.api_key_env, "")
         return {"Authorization": f"Bearer {key}"} if key else {}
 
-    def _body(self, messages: list, schema: dict | None) -> dict:
+    def _body(self, messages: list, schema: dict | None, form: str) -> dict:
         body = {"model": self.cfg.model, "messages": messages, **self.sampling()}
-        form = self._json_forms[0]
         if schema is not None and form == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
@@ -85,12 +85,13 @@ class ChatClient:
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
                 time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
+            form = self._json_forms[0]
             with self._slots:
                 self.requests += 1
                 try:
                     r = self._http.post(
                         "/chat/completions",
-                        json=self._body(messages, schema),
+                        json=self._body(messages, schema, form),
                         headers=self._headers(),
                     )
                 except httpx.HTTPError as e:
@@ -99,8 +100,8 @@ class ChatClient:
             rejected = r.status_code in (400, 422) or (
                 r.status_code == 500 and "response_format" in r.text  # llama-cpp-python's way
             )
-            if rejected and schema is not None and len(self._json_forms) > 1:
-                self._json_forms = self._json_forms[1:]  # rejected: try the next form at once
+            if rejected and schema is not None and form != JSON_FORMS[-1]:
+                self._drop_form(form)  # rejected: try the next form at once
                 return self.chat(messages, schema)
             if r.status_code >= 500 or r.status_code == 429:
                 last = EndpointError(f"HTTP {r.status_code}")
@@ -117,6 +118,14 @@ class ChatClient:
             f"LLM endpoint {self.cfg.base_url} failed after {self.cfg.max_retries + 1} "
             f"attempts: {type(last).__name__}: {str(last)[:200]}"
         )
+
+    def _drop_form(self, form: str) -> None:
+        """Stop using `form` (the server rejected it). Only the form that was sent is dropped:
+        concurrent requests that all met the same rejection must not drop the next forms too
+        (they did, and the judge then ran unconstrained and answered unreadable text)."""
+        with self._forms_lock:
+            if self._json_forms[0] == form and len(self._json_forms) > 1:
+                self._json_forms = self._json_forms[1:]
 
     def close(self) -> None:
         self._http.close()

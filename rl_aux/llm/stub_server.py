@@ -21,6 +21,8 @@ class StubServer:
         self.reject_forms: set[str] = set()  # response_format types answered with an error
         self.reject_status = 422  # llama-cpp-python answers 500 with a validation message
         self.requests: list[dict] = []
+        self.hold = 0  # > 0: the first `hold` requests wait until all have arrived (races)
+        self._gate = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,6 +33,10 @@ class StubServer:
                 n = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(n) or b"{}")
                 stub.requests.append({"path": self.path, "body": body})
+                if stub.hold:
+                    if len(stub.requests) >= stub.hold:
+                        stub._gate.set()
+                    stub._gate.wait(5.0)
                 if not self.path.endswith("/chat/completions"):
                     self.send_response(404)
                     self.end_headers()
