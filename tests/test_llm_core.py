@@ -145,3 +145,44 @@ def test_parse_subgoals_keeps_ids_usable():
     got = parsing.parse_subgoals(text)
     assert [g.id for g in got] == ["find_the_key", "open_door"]
     assert parsing.parse_subgoals("no json here") is None
+
+
+def test_config_subgoals_carry_evidence_hints():
+    """reward.evidence_hints and reward.subgoal_ids reach the judge's prompt, one per subgoal; a
+    count mismatch is a ConfigError naming both fields."""
+    from rl_aux.configs import ConfigError
+    from rl_aux.llm.prompts import judge_transition
+    from rl_aux.llm.shaper import subgoals_from_text
+
+    goals = subgoals_from_text(["pick up the key", "go down"], ["a key enters the inventory", ""])
+    assert [(g.id, g.evidence_hint) for g in goals] == [
+        ("pick_up_the_key", "a key enters the inventory"),
+        ("go_down", ""),
+    ]
+    assert "(evidence: a key enters the inventory)" in judge_transition(goals, "x")[0][1]["content"]
+    assert [g.evidence_hint for g in subgoals_from_text(["a", "b"])] == ["", ""]
+    with pytest.raises(ConfigError, match="evidence_hints has 1 entries but reward.subgoals has 2"):
+        subgoals_from_text(["a", "b"], ["h"])
+    assert [g.id for g in subgoals_from_text(["pick up the key"], (), ["key"])] == ["key"]
+    with pytest.raises(ConfigError, match="subgoal_ids must be distinct"):
+        subgoals_from_text(["a", "b"], (), ["k", "k"])
+
+
+def test_keyroom_experiment_arms_validate():
+    """Every arm of experiment=llm_keyroom_ppo passes the config check; the judge arm asks the
+    measured prompt, and the bench replays it from the shipped cache with no server."""
+    import os
+
+    from experiments.bench_llm import JUDGE_CACHE, judge_overrides
+    from experiments.config import compose, load_config
+
+    arms = compose(["experiment=llm_keyroom_ppo"])["variants"]
+    assert set(arms) == {"sparse", "ellm", "judge", "oracle", "blend", "blend_nobias"}
+    cfgs = {k: load_config(["experiment=llm_keyroom_ppo", *v]) for k, v in arms.items()}
+    judge = cfgs["judge"].reward
+    assert judge.kind == "judge" and judge.subgoal_ids == ("key", "door", "stairs")
+    assert not judge.caption_message and len(judge.evidence_hints) == 3
+    assert cfgs["judge"].llm.mode == "online" and cfgs["blend_nobias"].reward.learn_bias is False
+    bench = load_config(["experiment=minihack_ppo", *judge_overrides("/tmp/x.sqlite")])
+    assert bench.llm.mode == "replay" and bench.reward.subgoal_ids == judge.subgoal_ids
+    assert os.path.getsize(JUDGE_CACHE) > 0

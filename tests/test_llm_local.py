@@ -44,13 +44,19 @@ def test_local_server_answers_schema_constrained_json(server, tmp_path):
     assert judge.stats.unknown == 0 and judge.stats.queries == 2
 
 
-def test_local_judge_quality_matches_the_recorded_run(server, tmp_path):
-    """Re-judge the held-out set live; F1 within 0.05 of the recorded (replayed) figure."""
+# field -> F1 floor for the live judge: the lower of two builds' figures minus 0.02. A 270M
+# model at temperature 0 sits on a knife edge: two from-source builds of llama-cpp-python 0.3.36
+# on this machine kind answered 17 of 42 prompts differently (F1 with / without the message line:
+# 0.101 / 0.217 recorded, 0.157 / 0.149 on 2026-11-23), so the live figure is checked against a
+# floor, not against the recording.
+LIVE_F1_FLOORS = [("caption", 0.08), ("caption_nomsg", 0.129)]
+
+
+@pytest.mark.parametrize("field,floor", LIVE_F1_FLOORS)
+def test_local_judge_quality_is_at_the_measured_floor(server, tmp_path, field, floor):
+    """Re-judge the held-out set live: readable answers only, F1 at or above the floor."""
     rows = kr.load(os.path.join(DATA, "keyroom_transitions.jsonl"))
     judge = _judge(server, tmp_path)
-    pred, unknown = kr.judge_predictions(rows, "caption", judge)
-    live = kr.score(rows, pred)["any"]["f1"]
-    from test_llm_quality import JUDGE_FLOORS
-
-    recorded = next(f for field, f, _ in JUDGE_FLOORS if field == "caption")
-    assert abs(live - recorded) <= 0.05, (live, recorded, unknown)
+    pred, unknown = kr.judge_predictions(rows, field, judge)
+    live = kr.score(rows, pred)["any"]
+    assert unknown == 0 and live["f1"] >= floor, (live, unknown)

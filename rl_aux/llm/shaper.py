@@ -27,9 +27,23 @@ from rl_aux.llm.registry import CaptionRegistry
 from rl_aux.llm.table import rollout_aux_rewards
 
 
-def subgoals_from_text(texts: Sequence[str]) -> list[Subgoal]:
-    """Subgoals given in the config as plain descriptions (ids are their snake_case slugs)."""
-    return [Subgoal(re.sub(r"\W+", "_", t.lower()).strip("_")[:40], t) for t in texts]
+def subgoals_from_text(
+    texts: Sequence[str], hints: Sequence[str] = (), ids: Sequence[str] = ()
+) -> list[Subgoal]:
+    """Subgoals given in the config as plain descriptions, each with an optional evidence hint
+    (`reward.evidence_hints`) and id (`reward.subgoal_ids`; default: snake_case slugs) for the
+    judge's prompt."""
+    for field, vals in (("evidence_hints", hints), ("subgoal_ids", ids)):
+        if vals and len(vals) != len(texts):
+            raise ConfigError(
+                f"reward.{field} has {len(vals)} entries but reward.subgoals has "
+                f"{len(texts)}: give one per subgoal, or none ({field}=[])"
+            )
+    hints = list(hints) or [""] * len(texts)
+    ids = list(ids) or [re.sub(r"\W+", "_", t.lower()).strip("_")[:40] for t in texts]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"reward.subgoal_ids must be distinct, got {ids}")
+    return [Subgoal(i, t, h) for i, t, h in zip(ids, texts, hints, strict=True)]
 
 
 class SubgoalShaper:
@@ -48,8 +62,12 @@ class SubgoalShaper:
         client = ChatClient(lcfg.client_config()) if lcfg.mode in ("online", "record") else None
         mode = "off" if self.kind == "ellm" else lcfg.mode
         self.judge = LLMJudge(self.cache, client, mode, lcfg.model, sampling_of(lcfg))
+        if (rcfg.evidence_hints or rcfg.subgoal_ids) and not rcfg.subgoals:
+            raise ConfigError(
+                "reward.evidence_hints and reward.subgoal_ids need reward.subgoals (one each)"
+            )
         if rcfg.subgoals:
-            self.subgoals = subgoals_from_text(rcfg.subgoals)
+            self.subgoals = subgoals_from_text(rcfg.subgoals, rcfg.evidence_hints, rcfg.subgoal_ids)
         else:
             self.subgoals = self.judge.propose(rcfg.task, rcfg.max_subgoals)
             if not self.subgoals:

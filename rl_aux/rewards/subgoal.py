@@ -24,6 +24,8 @@ class SubgoalRewardConfig:
     beta: float = spec(0.1, ge=0.0)  # bonus per subgoal, first completion per episode
     task: str = KEYROOM_TASK  # what the LLM decomposes when `subgoals` is empty
     subgoals: tuple = ()  # descriptions; empty: proposed by the LLM (cached)
+    evidence_hints: tuple = ()  # judge prompt: the text that shows each subgoal; () or one each
+    subgoal_ids: tuple = ()  # judge prompt: short ids, () or one each (default: slugs)
     max_subgoals: int = spec(5, ge=1)
     threshold: float = spec(0.5, ge=-1.0, le=1.0)  # ELLM cosine threshold T
     prefilter: float = spec(-1.0, ge=-1.0, le=1.0)  # judge only captions with cos >= this; -1 off
