@@ -80,6 +80,7 @@ class DQNState:
     update: chex.Array  # iterations done
     grad_steps: chex.Array
     hparams: dict
+    aux_table: Any = None  # [N_max, G] reward table read at sampling time (with_sample_reward)
 
 
 class DQN:
@@ -107,6 +108,26 @@ class DQN:
         self.tx = make_optimizer(cfg)
         self.rows = cfg.buffer_size // cfg.num_envs
         self._replay_init, self._replay_add, self._replay_sample = replay_functions(cfg.replay)
+        self.sample_reward = None
+
+    def with_sample_reward(self, sample_reward) -> DQN:
+        """Add a reward looked up when a transition is replayed, not when it is stored (LLM
+        subgoal labels that arrive late still count). `sample_reward` has `beta`, `history`
+        (K) and `table` (the [N_max, G] table now); transitions then carry extras
+        `caption_id` [E] and `caption_prior` [E, K] (rl_aux/llm/history.py), and
+        `state.aux_table` the table. Call before `init`."""
+        if self.cfg.replay != "uniform":
+            raise ValueError(
+                f"a sample-time reward needs agent.replay=uniform, not {self.cfg.replay!r}"
+            )
+        self.sample_reward = sample_reward
+        return self
+
+    def _aux_reward(self, table):
+        from rl_aux.llm.table import sample_aux_rewards
+
+        beta = jnp.asarray(self.sample_reward.beta, jnp.float32)
+        return lambda ex: sample_aux_rewards(table, ex["caption_id"], ex["caption_prior"], beta)
 
     def default_hparams(self) -> dict:
         return default_hparams(self.cfg, self.suite)
@@ -129,6 +150,16 @@ class DQN:
             ts.truncated,
             ts.obs,
         )
+        aux_table = None
+        if self.sample_reward is not None:
+            k = self.sample_reward.history
+            example = example.replace(
+                extras={
+                    "caption_id": jnp.zeros(cfg.num_envs, jnp.int32),
+                    "caption_prior": jnp.zeros((cfg.num_envs, k), jnp.int32),
+                }
+            )
+            aux_table = jnp.asarray(self.sample_reward.table(), jnp.float32)
         if self.suite:
             out, _ = self.net.apply(net_params, ts.obs)
             fn = lambda p, which: self.net.apply(p, ts.obs)[0]
@@ -148,6 +179,7 @@ class DQN:
             update=jnp.zeros((), jnp.int32),
             grad_steps=jnp.zeros((), jnp.int32),
             hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+            aux_table=aux_table,
         )
 
     def epsilon(self, env_steps):
@@ -212,8 +244,9 @@ class DQN:
         # read inside the loop would be carried (copied) through it
         key, k = jax.random.split(state.key)
         _, (k_s, k_l) = jax.lax.scan(keys, k, None, cfg.gradient_steps)
+        aux = None if self.sample_reward is None else self._aux_reward(state.aux_table)
         sample = lambda k: self._replay_sample(
-            state.replay, k, cfg.batch_size, cfg.n_step, cfg.gamma
+            state.replay, k, cfg.batch_size, cfg.n_step, cfg.gamma, *([aux] if aux else [])
         )
         tr, discount = jax.vmap(sample)(k_s)
         frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates

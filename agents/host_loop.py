@@ -50,6 +50,11 @@ class HostRewardSource(Protocol):
 
     def metrics(self) -> dict: ...
 
+    # DQN reads rewards at sampling time: the bonus per subgoal and the [N_max, G] table now
+    beta: Any
+
+    def current_table(self) -> Any: ...
+
 
 @dataclasses.dataclass
 class HostRollout:
@@ -315,11 +320,20 @@ def _device_roll(r: HostRollout) -> dict:
 
 
 class HostDQN:
-    """DQN on a host-stepped env: jitted act, host env step, jitted `DQN.observe`."""
+    """DQN on a host-stepped env: jitted act, host env step, jitted `DQN.observe`.
 
-    def __init__(self, agent, env):
-        self.agent, self.env = agent, env
+    With a host reward source (`reward=subgoal|ellm|keyroom_oracle`), each stored transition
+    carries its caption id and its episode's earlier caption ids, and the replay pays r_aux from
+    the table as it is when the transition is sampled (`DQN.with_sample_reward`): labels that
+    arrive after a transition was stored still count.
+    """
+
+    def __init__(self, agent, env, source: HostRewardSource | None = None, history: int = 64):
+        from rl_aux.llm.history import CaptionHistory
+
+        self.agent, self.env, self.source = agent, env, source
         n = agent.cfg.num_envs
+        self.history = CaptionHistory(n, history) if source is not None else None
 
         def act(state, obs):
             key, k = jax.random.split(state.key)
@@ -327,10 +341,12 @@ class HostDQN:
             a, _, _ = agent.act(state.params, obs, None, None, k, epsilon=eps)
             return a, state.replace(key=key)
 
-        def observe(state, obs, action, ts):
+        def observe(state, obs, action, ts, extras, table):
             tr = Transition(
-                obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"]
+                obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"], extras
             )
+            if table is not None:
+                state = state.replace(aux_table=table)
             return agent.observe(state, tr, ts)
 
         self._act = jax.jit(act)
@@ -341,18 +357,42 @@ class HostDQN:
         _, ts = self.env.reset(key)
         obs = ts.obs
         state = state.replace(env_state=None, obs=None)
+        src = self.source
+        host = None
+        if src is not None:
+            src.reset()
+            self.history.reset()
+            host = self.env.current_host_obs()
         t_last = time.perf_counter()
         for i in range(num_steps):
             a, state = self._act(state, obs)
             _, ts = self.env.step(None, np.asarray(a))
             ts_dev = ts.replace(extras={k: v for k, v in ts.extras.items() if k != "lost"})
-            state, m = self._observe(state, obs, a, ts_dev)
+            extras, table = {}, None
+            if src is not None:
+                ids = src.step_ids(host, np.asarray(a), self.env.last_host_obs())
+                host = self.env.current_host_obs()
+                prior = self.history.step(ids, np.asarray(ts.done))
+                extras = {"caption_id": ids, "caption_prior": prior}
+                table = src.current_table()
+            state, m = self._observe(state, obs, a, ts_dev, extras, table)
+            if src is not None:
+                m = {**m, "llm/history_overflow": self.history.overflow}
             obs = ts.obs
             if on_update is not None:
                 now = time.perf_counter()
                 on_update(i, m, ts, now - t_last)
                 t_last = now
         return state
+
+
+class SampleReward:
+    """What `DQN.with_sample_reward` reads from a host source: beta, K, the current table."""
+
+    def __init__(self, source: HostRewardSource, history: int):
+        self.beta = float(source.beta)
+        self.history = history
+        self.table = source.current_table
 
 
 # ---------------------------------------------------------------------- reward modules
@@ -433,8 +473,11 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
     summary: dict = {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": {}}
     opened = False
     source, reward_fn = host_reward(cfg, env)
+    history = getattr(cfg.reward, "dqn_history", 64)
     if source is not None and agent.kind == "q":
-        raise ValueError(f"reward={cfg.reward_name} is wired into host PPO only, not DQN")
+        if cfg.reward_name == "blend":
+            raise ValueError("reward=blend is wired into host PPO only, not DQN")
+        agent.with_sample_reward(SampleReward(source, history))
     try:
         for s in range(cfg.num_seeds):
             seed = cfg.seed + s
@@ -487,7 +530,8 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
                 row["charts/episodes"] = eps
                 row["charts/success_rate"] = acc["succ"] / eps if eps else math.nan
                 if source is not None:  # mean auxiliary return of the episodes that finished
-                    row["charts/aux_return"] = acc["aux"] / eps if eps else math.nan
+                    if agent.kind != "q":  # DQN pays r_aux at sampling time, not per episode
+                        row["charts/aux_return"] = acc["aux"] / eps if eps else math.nan
                     row.update(source.metrics())
                 skip = {"episodes", "episode_return_sum", "episode_length_sum"}
                 for k in acc["m"][0]:
@@ -515,7 +559,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
                 acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0, aux=0.0)
 
             if agent.kind == "q":
-                HostDQN(agent, env).train(state, num_updates, k_train, on_update)
+                HostDQN(agent, env, source, history).train(state, num_updates, k_train, on_update)
             else:
                 loop = HostPPO(agent, env, reward_fn, env.opts.overlap, source)
                 loop.train(state, num_updates, k_train, on_update)

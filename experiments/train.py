@@ -483,13 +483,13 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
 
     host = cfg.env.name.startswith(("nethack/", "minihack/"))
     blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"
-    text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name == "ppo" and host
+    text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name in ("ppo", "dqn") and host
     if cfg.reward_name != "env" and not (blend_ok or text_ok):  # not in these loops yet
         raise ConfigError(
             f"reward={cfg.reward_name} is not wired into `rl-aux train` for agent="
             f"{cfg.agent_name} on env {cfg.env.name!r} yet: training would silently use the "
             "env reward. Accepted here: reward=env; reward=blend with agent=ppo; "
-            f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo on nethack/ and minihack/ envs "
+            f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo|dqn on nethack/ and minihack/ envs "
             "(docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
         )
     configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))

@@ -8,6 +8,8 @@ bootstraps from the true final observation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -40,13 +42,20 @@ def replay_add(state: ReplayState, tr: Transition) -> ReplayState:
 
 
 def replay_sample(
-    state: ReplayState, key: chex.PRNGKey, batch_size: int, n_step: int, gamma: float
+    state: ReplayState,
+    key: chex.PRNGKey,
+    batch_size: int,
+    n_step: int,
+    gamma: float,
+    aux_reward: Callable[[dict], chex.Array] | None = None,
 ) -> tuple[Transition, chex.Array]:
     """Sample `batch_size` n-step transitions uniformly over (row, env).
 
     Returns (transition, discount): transition.reward is the n-step return,
     transition.next_obs the bootstrap observation, and `discount` = gamma^m * (1 - terminated)
     for the m <= n steps actually taken, so the target is reward + discount * V(next_obs).
+    `aux_reward(extras) -> r` (extras leaves [B, ...] or [B, n, ...]) adds a reward looked up
+    at sampling time to each step's before the return is formed (LLM subgoal labels, DQN).
     """
     cap, num_envs = state.data.reward.shape[:2]
     k_t, k_e = jax.random.split(key)
@@ -56,11 +65,16 @@ def replay_sample(
     if n_step == 1:  # one-step transitions: a plain gather (the common DQN case)
         row = (start + j) % cap
         tr = jax.tree.map(lambda x: x[row, env], state.data)
+        if aux_reward is not None:
+            tr = tr.replace(reward=tr.reward + aux_reward(tr.extras))
         return tr, gamma * (1.0 - tr.terminated.astype(jnp.float32))
     rows = (start + j[:, None] + jnp.arange(n_step)[None, :]) % cap  # [B, n]
     get = lambda x: x[rows, env[:, None]]  # [B, n, ...]
+    reward = get(state.data.reward)
+    if aux_reward is not None:
+        reward = reward + aux_reward(jax.tree.map(get, state.data.extras))
     ret, last, discount, term_last, trunc_last = nstep_return(
-        get(state.data.reward), get(state.data.terminated), get(state.data.truncated), gamma
+        reward, get(state.data.terminated), get(state.data.truncated), gamma
     )
     last_row = jnp.take_along_axis(rows, last[:, None], 1)[:, 0]
     first = lambda x: x[rows[:, 0], env]

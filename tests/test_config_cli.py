@@ -57,6 +57,12 @@ def test_reward_modules_not_in_the_trainer_exit_2_instead_of_being_ignored(capsy
     argv = ["train", "agent=dqn", "env=barfi/grid-centre", "reward=blend", f"run_dir={tmp_path}/r"]
     assert main(argv) == 2
     assert "reward=blend is not wired" in capsys.readouterr().err
-    argv = ["train", "agent=dqn", "env=minihack/Room-5x5-v0", "reward=keyroom_oracle"]
-    assert main([*argv, f"run_dir={tmp_path}/r2"]) == 2
-    assert "reward=keyroom_oracle is not wired" in capsys.readouterr().err
+    argv = [
+        "train",
+        "agent=dqn",
+        "env=minihack/Room-5x5-v0",
+        "reward=blend",
+        "reward.sources=[oracle]",
+    ]
+    assert main([*argv, f"run_dir={tmp_path}/r2"]) == 2  # the blend is PPO's; text rewards
+    assert "reward=blend is not wired" in capsys.readouterr().err  # run with DQN too

@@ -186,3 +186,23 @@ def test_keyroom_experiment_arms_validate():
     bench = load_config(["experiment=minihack_ppo", *judge_overrides("/tmp/x.sqlite")])
     assert bench.llm.mode == "replay" and bench.reward.subgoal_ids == judge.subgoal_ids
     assert os.path.getsize(JUDGE_CACHE) > 0
+
+
+def test_caption_history_and_sample_time_lookup():
+    """DQN's lookup: a subgoal pays on its first caption in an episode under the table as it is
+    when sampled; the history resets at episode ends and counts overflow beyond K."""
+    from rl_aux.llm.history import CaptionHistory
+    from rl_aux.llm.table import sample_aux_rewards
+
+    h = CaptionHistory(num_envs=1, k=2)
+    ids, dones = [3, 5, 3, 7, 9, 4, 3], [0, 0, 0, 0, 1, 0, 0]
+    priors = [h.step(np.array([i]), np.array([d]))[0] for i, d in zip(ids, dones, strict=True)]
+    assert [list(p) for p in priors] == [
+        [0, 0], [3, 0], [3, 5], [3, 5], [3, 5], [0, 0], [4, 0]
+    ]  # fmt: skip
+    assert h.overflow == 1  # 7 did not fit (K = 2); 9 ended the episode
+    table = jnp.zeros((10, 2)).at[3, 0].set(1.0).at[5, 0].set(0.8).at[7, 1].set(1.0)
+    r = sample_aux_rewards(table, jnp.array(ids), jnp.array(np.stack(priors)), jnp.float32(0.1))
+    # 3: first (0.1); 5: subgoal 0 already done by 3 (0); 3 again (0); 7: subgoal 1 (0.1);
+    # 9, 4: unlabelled; 3 in the next episode: first again (0.1)
+    np.testing.assert_allclose(np.asarray(r), [0.1, 0, 0, 0.1, 0, 0, 0.1], atol=1e-7)

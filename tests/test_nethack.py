@@ -273,3 +273,44 @@ def test_dqn_smoke_on_minihack():
         assert np.isfinite(float(ms[-1]["losses/td"]))
     finally:
         env.close()
+
+
+def test_dqn_pays_subgoal_rewards_at_sampling_time():
+    """Host DQN with a reward source: each stored transition carries its caption id and its
+    episode's earlier ids; a label that arrives after storing pays when replayed, once per
+    episode (a caption whose subgoal was already done in its episode pays 0)."""
+    from agents.host_loop import HostDQN, SampleReward
+
+    class Source:  # ids from the action (1..3): id 2 will be labelled late
+        name, host_keys, beta = "subgoal", (), 0.5
+        tab = np.zeros((8, 2), np.float32)
+
+        def step_ids(self, prev, actions, nxt):
+            return (np.asarray(actions) % 3 + 1).astype(np.int32)
+
+        def current_table(self):
+            return jnp.asarray(self.tab)
+
+        def reset(self):
+            pass
+
+    env, agent = _smoke_agent(
+        ["agent=dqn", f"env={ROOM}", "agent.num_envs=4", "agent.buffer_size=400",
+         "agent.learning_starts=400", "agent.eps_start=1.0", "agent.eps_finish=1.0",
+         "agent.network.torso=minihack", "agent.network.features=32"]
+    )  # fmt: skip
+    src = Source()
+    try:
+        agent.with_sample_reward(SampleReward(src, history=4))
+        state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+        state = HostDQN(agent, env, src, history=4).train(state, 60, jax.random.PRNGKey(1))
+        src.tab[2, 0] = 1.0  # the label arrives after every transition was stored
+        aux = agent._aux_reward(src.current_table())
+        tr, _ = agent._replay_sample(state.replay, jax.random.PRNGKey(2), 512, 1, 0.99, aux)
+        cid, prior = np.asarray(tr.extras["caption_id"]), np.asarray(tr.extras["caption_prior"])
+        raw = agent._replay_sample(state.replay, jax.random.PRNGKey(2), 512, 1, 0.99)[0].reward
+        first = (cid == 2) & ~(prior == 2).any(-1)
+        np.testing.assert_allclose(np.asarray(tr.reward) - np.asarray(raw), 0.5 * first)
+        assert first.sum() > 0 and ((cid == 2) & ~first).sum() > 0  # both cases were sampled
+    finally:
+        env.close()

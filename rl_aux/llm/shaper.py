@@ -133,6 +133,10 @@ class SubgoalShaper:
         )
         return np.asarray(r)
 
+    def current_table(self) -> jnp.ndarray:
+        """The [N_max, G] label table as it is now (DQN looks rewards up at sampling time)."""
+        return self.annotator.table()
+
     def metrics(self) -> dict:
         n = len(self.registry)
         labelled = int(self.annotator.labelled[1 : n + 1].sum())

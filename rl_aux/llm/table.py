@@ -36,3 +36,19 @@ def rollout_aux_rewards(
 
     achieved, r = jax.lax.scan(step, achieved.astype(bool), (caption_ids, dones.astype(bool)))
     return r, achieved
+
+
+def sample_aux_rewards(table: Array, ids: Array, prior: Array, beta: Array) -> Array:
+    """r_aux of replayed transitions from the table as it is now (late labels count; DQN).
+
+    ids [...] caption ids; prior [..., K] the distinct caption ids seen earlier in the same
+    episode (0 = none: row 0 pays 0). A subgoal pays only if no earlier caption of its episode
+    achieves it under the current table: the first completion per episode, as in
+    `rollout_aux_rewards`.
+    """
+    chex.assert_rank(table, 2)
+    chex.assert_equal_shape_prefix([ids, prior], ids.ndim)
+    vals = table[ids]  # [..., G]
+    before = (table[prior] > 0).any(-2)  # [..., G]
+    new = (vals > 0) & ~before
+    return beta * jnp.sum(jnp.where(new, vals, 0.0), -1)

@@ -32,6 +32,7 @@ class SubgoalRewardConfig:
     table_size: int = spec(65536, ge=2)  # fixed rows of the reward table (row 0: overflow)
     caption_message: bool = True  # include the message line in captions
     canonical_digits: bool = True
+    dqn_history: int = spec(64, ge=1)  # DQN: earlier distinct captions kept per transition
 
 
 @dataclasses.dataclass(frozen=True)
