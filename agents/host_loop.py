@@ -14,7 +14,7 @@ a source's `step_ids(prev, actions, next)` runs on the acting thread once per ve
 configured reward module, e.g. r_ext + r_aux) returns the rewards [T, N] the learner
 optimises; `rollout.reward` keeps the env's reward for statistics. `rollout.messages[t][i]` is
 the message text of env i's true successor observation at step t and `rollout.host_obs` its
-raw arrays (env.options.host_keys).
+raw arrays (HostPPO's `host_keys`).
 """
 
 from __future__ import annotations
@@ -98,9 +98,16 @@ class HostPPO:
         reward_fn: Callable | None = None,
         overlap: bool = True,
         source: HostRewardSource | None = None,
+        host_keys: Sequence[str] | None = None,
     ):
         self.agent, self.env, self.reward_fn, self.overlap = agent, env, reward_fn, overlap
         self.source = source
+        # rollout.host_obs keeps these arrays per step for a custom reward_fn. Default: the
+        # env's host_keys without a source; none with one (the source reads its arrays on the
+        # acting thread, and stacking [T, N] copies of them it never reads cost ~5% steps/s).
+        self.host_keys = tuple(
+            (env.opts.host_keys if source is None else ()) if host_keys is None else host_keys
+        )
         if source is not None:
             have = set(getattr(env, "keys", ()))
             missing = [k for k in source.host_keys if k not in have]
@@ -170,7 +177,8 @@ class HostPPO:
     def _collect(self, params, version: int, env_state: dict, stop=None) -> HostRollout | None:
         env, T = self.env, self.cfg.num_steps
         obs, carry, first, key = (env_state[k] for k in ("obs", "carry", "first", "key"))
-        keys_host = [k for k in env.opts.host_keys]
+        keys_host = self.host_keys
+        src = self.source
         rec: dict[str, list] = {
             k: []
             for k in (
@@ -183,7 +191,8 @@ class HostPPO:
                 return None  # training ended: drop the partial rollout
             key, k = jax.random.split(key)
             a, carry_new, logp, value = self._act(params, obs, carry, first, k)
-            env.step_async(np.asarray(a))
+            a = np.asarray(a)
+            env.step_async(a)
             rec["obs"].append(obs)
             rec["first"].append(first)
             rec["carry_in"].append(carry)
@@ -200,9 +209,10 @@ class HostPPO:
             rec["lost"].append(ts.extras["lost"])
             rec["messages"].append(env.last_messages())
             host = env.last_host_obs()
-            rec["host"].append({k: host[k] for k in keys_host})
-            if self.source is not None:
-                rec["ids"].append(self.source.step_ids(env_state["host"], np.asarray(a), host))
+            if keys_host:
+                rec["host"].append({k: host[k] for k in keys_host})
+            if src is not None:
+                rec["ids"].append(src.step_ids(env_state["host"], a, host))
                 env_state["host"] = env.current_host_obs()
             obs, carry, first = ts.obs, carry_new, ts.done
         env_state.update(obs=obs, carry=carry, first=first, key=key)

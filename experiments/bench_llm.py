@@ -72,8 +72,10 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
         for arm in ARMS:  # compile, fill the label table and the embedding cache
             states[arm] = loops[arm].train(states[arm], warm_updates, jax.random.PRNGKey(1))
         warm_s = time.perf_counter() - t0
+        seen = {}  # captions known when timing starts: new ones in the rounds are embedded/judged
         for arm in ("ellm", "judge"):
             sources[arm].annotator.drain(120)
+            seen[arm] = sources[arm].metrics()["llm/captions"]
         for r in range(rounds):
             order = ARMS if r % 2 == 0 else ARMS[::-1]
             for arm in order:
@@ -87,6 +89,8 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
                 # from the end of the first update (env reset + an unoverlapped rollout) on
                 sps[arm].append(spu * (len(marks) - 1) / (marks[-1] - marks[0]))
         metrics = {arm: sources[arm].metrics() for arm in ("ellm", "judge")}
+        for arm in metrics:
+            metrics[arm]["new_captions_timed"] = metrics[arm]["llm/captions"] - seen[arm]
     finally:
         for env in envs:
             env.close()
@@ -129,5 +133,9 @@ def format_result(res: dict) -> str:
         f"{res['steps_per_update']} steps; bar: ellm, judge >= 0.90x env)",
         f"judge arm: {res['llm_metrics']['judge']['llm/misses']} cache misses (pay 0), "
         f"{res['llm_metrics']['judge']['llm/captions']} captions",
+        "captions first seen in the timed rounds (labelled there): "
+        + ", ".join(
+            f"{a} {res['llm_metrics'][a].get('new_captions_timed', '?')}" for a in ("ellm", "judge")
+        ),
     ]
     return "\n".join(lines)

@@ -76,9 +76,13 @@ def test_oracle_reward_reaches_the_learner_and_env_reward_is_kept():
         state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
         loop = HostPPO(agent, env, reward_fn, True, source)
         loop.train(state, 2, jax.random.PRNGKey(1), lambda i, m, roll, dt: rolls.append(roll))
+        # the source's arrays are not kept per step unless asked for (a custom reward_fn)
+        keep = HostPPO(agent, env, reward_fn, False, source, host_keys=("inv_strs",))
+        keep.train(state, 1, jax.random.PRNGKey(2), lambda i, m, roll, dt: rolls.append(roll))
     finally:
         env.close()
-    assert len(rolls) == 2
+    assert len(rolls) == 3 and rolls[0].host_obs == {}
+    assert rolls.pop().host_obs["inv_strs"].shape == (16, 4, 55, 80)
     for roll in rolls:
         aux = roll.aux["r_aux/oracle"]
         assert aux.shape == roll.reward.shape == (16, 4)

@@ -206,3 +206,50 @@ def test_caption_history_and_sample_time_lookup():
     # 3: first (0.1); 5: subgoal 0 already done by 3 (0); 3 again (0); 7: subgoal 1 (0.1);
     # 9, 4: unlabelled; 3 in the next episode: first again (0.1)
     np.testing.assert_allclose(np.asarray(r), [0.1, 0, 0, 0.1, 0, 0, 0.1], atol=1e-7)
+
+
+def test_sparse_map_and_inventory_diffs_match_dense_counts():
+    """The per-step fast paths (changed cells only, inventory text only where it changed) give
+    the dense answers: door counts over whole maps and key counts over whole inventories."""
+    from rl_aux.llm.caption import CLOSED_DOORS, DOWN_STAIRS, changed_cells, env_net_change
+    from rl_aux.rewards.keyroom_oracle import _keys_held, keyroom_labels
+
+    rng = np.random.default_rng(3)
+    e, h, w = 12, 21, 79
+    lo, hi = CLOSED_DOORS
+    pool = np.array([lo, hi, lo - 2, lo - 1, 2359, DOWN_STAIRS, 333], np.int16)
+    g0 = pool[rng.integers(0, len(pool), (e, h, w))]
+    g1 = g0.copy()
+    for i in range(e):  # a few cells change per env, some envs none
+        for _ in range(rng.integers(0, 6)):
+            g1[i, rng.integers(h), rng.integers(w)] = pool[rng.integers(len(pool))]
+    inv0 = np.zeros((e, 55, 80), np.uint8)
+    inv1 = inv0.copy()
+    for i in range(0, e, 3):
+        inv1[i, 1, :13] = np.frombuffer(b"f - a Key 123", np.uint8)
+    blstats = np.ones((e, 27), np.int64)
+    blstats[:, 0], blstats[:, 1] = rng.integers(1, w - 1, e), rng.integers(1, h - 1, e)
+    blstats[5] = 0  # an env on NLE's end screen
+    prev = {"glyphs": g0, "inv_strs": inv0, "blstats": blstats}
+    nxt = {"glyphs": g1, "inv_strs": inv1, "blstats": blstats.copy()}
+    prev["blstats"][5] = 1
+
+    env, c0, c1 = changed_cells(g0, g1)
+    dense = lambda g: ((g >= lo) & (g <= hi)).reshape(e, -1).sum(1)
+    net = env_net_change(env, c0, c1, CLOSED_DOORS, e)
+    np.testing.assert_array_equal(net, dense(g1) - dense(g0))
+    assert len(env) == int((g0 != g1).sum())
+
+    actions = ["move north", "move east", "pick up", "move southwest"] * 3
+    lab = keyroom_labels(prev, actions, nxt)
+    np.testing.assert_array_equal(lab[:, 0], _keys_held(inv1) > _keys_held(inv0))
+    assert lab[:, 0].sum() == 4
+    game_over = ~nxt["blstats"].any(1)
+    np.testing.assert_array_equal(lab[:, 1], (dense(g1) < dense(g0)) & ~game_over)
+    assert lab[:, 1].any() and not lab[:, 1].all()
+    steps = {"move north": (0, -1), "move east": (1, 0), "move southwest": (-1, 1)}
+    for i, a in enumerate(actions):  # stairs: the move's target cell, read from `prev`
+        dx, dy = steps.get(a, (0, 0))
+        x, y = blstats[i, 0] + dx, blstats[i, 1] + dy
+        assert lab[i, 2] == (a in steps and g0[i, y, x] == DOWN_STAIRS)
+    assert lab[:, 2].any()

@@ -77,17 +77,49 @@ def _in(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
     return (g >= lo_hi[0]) & (g <= lo_hi[1])
 
 
+def changed_cells(g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(env, before, after) of the map cells that differ in [E, H, W] glyphs (a few per env).
+
+    A flat scan: 6x cheaper than `np.nonzero` on the 3-d mask, and this runs every vector step.
+    """
+    n = g0.shape[0]
+    f0, f1 = np.ascontiguousarray(g0).reshape(-1), np.ascontiguousarray(g1).reshape(-1)
+    idx = np.flatnonzero(f0 != f1)
+    return idx // max(f0.size // max(n, 1), 1), f0[idx], f1[idx]
+
+
+def rows_differ(a0: np.ndarray, a1: np.ndarray) -> np.ndarray:
+    """[E] bool: env e's array differs between the two batches (e.g. inv_strs)."""
+    n = a0.shape[0]
+    return np.any(a0.reshape(n, -1) != a1.reshape(n, -1), axis=1)
+
+
+def env_net_change(env: np.ndarray, c0: np.ndarray, c1: np.ndarray, lo_hi, n: int) -> np.ndarray:
+    """[E] net change in the number of cells whose glyph lies in `lo_hi`, from changed cells."""
+    d = _in(c1, lo_hi).astype(np.int64) - _in(c0, lo_hi)
+    if not d.any():
+        return np.zeros(n, np.int64)
+    return np.bincount(env, weights=d, minlength=n).astype(np.int64)
+
+
 _MSG_MEMO: dict[tuple[bytes, bool], str] = {}  # raw message bytes -> canonical text
 
 
-def _message(raw: np.ndarray, digits: bool) -> str:
-    key = (raw.tobytes(), digits)
-    text = _MSG_MEMO.get(key)
-    if text is None:
-        if len(_MSG_MEMO) > 100_000:
-            _MSG_MEMO.clear()
-        text = _MSG_MEMO[key] = _canon(decode_message(raw), digits)
-    return text
+def _messages(msgs: np.ndarray, digits: bool) -> list[str]:
+    """Canonical text of each [E, 256] message line (memoised: most lines repeat)."""
+    msgs = np.ascontiguousarray(msgs, np.uint8)
+    raw = msgs.view(f"S{msgs.shape[1]}").ravel().tolist()  # trailing NULs dropped
+    out = []
+    for b in raw:
+        text = _MSG_MEMO.get((b, digits))
+        if text is None:
+            if len(_MSG_MEMO) > 100_000:
+                _MSG_MEMO.clear()
+            text = _MSG_MEMO[(b, digits)] = _canon(
+                " ".join(b.split(b"\0", 1)[0].decode("latin-1").split()), digits
+            )
+        out.append(text)
+    return out
 
 
 _WORDS = (
@@ -108,27 +140,24 @@ def captions(
     """
     bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
     n = bl0.shape[0]
-    ended = ~np.any(bl1 != 0, axis=1)  # NLE's end-of-game observation: all stats zero
+    ended = ~bl1.any(axis=1)  # NLE's end-of-game observation: all stats zero
     cols = [BL_DEPTH, BL_HP, BL_GOLD]
-    deltas = np.sign(bl1[:, cols].astype(np.int64) - bl0[:, cols]).tolist()
+    deltas = np.sign(bl1[:, cols].astype(np.int64) - bl0[:, cols])
+    stat_rows = set(np.flatnonzero(deltas.any(axis=1)).tolist())
+    deltas = deltas.tolist()
     inv0, inv1 = np.asarray(prev["inv_strs"]), np.asarray(obs["inv_strs"])
-    inv_changed = np.any((inv0 != inv1).reshape(n, -1), axis=1)
+    inv_changed = rows_differ(inv0, inv1)
     g0, g1 = np.asarray(prev["glyphs"]), np.asarray(obs["glyphs"])
-    env, ys, xs = np.nonzero(g0 != g1)  # typically a few cells per env
-    c0, c1 = g0[env, ys, xs], g1[env, ys, xs]
-    net = lambda lo_hi: np.bincount(
-        env, weights=_in(c1, lo_hi).astype(float) - _in(c0, lo_hi), minlength=n
-    )
-    closed_d, open_d = net(CLOSED_DOORS), net(OPEN_DOORS)
+    env, c0, c1 = changed_cells(g0, g1)
+    closed_d = env_net_change(env, c0, c1, CLOSED_DOORS, n)
+    open_d = env_net_change(env, c0, c1, OPEN_DOORS, n)
     new_stairs = set(env[c1 == DOWN_STAIRS].tolist())
-    msgs = np.asarray(obs["message"])
+    msgs = _messages(np.asarray(obs["message"]), cfg.canonical_digits) if cfg.message else None
     out = []
     for e in range(n):
         parts = [f"action: {actions[e].lower()}"]
-        if cfg.message:
-            msg = _message(msgs[e], cfg.canonical_digits)
-            if msg:
-                parts.append(f"message: {msg}")
+        if msgs is not None and msgs[e]:
+            parts.append(f"message: {msgs[e]}")
         if ended[e]:  # the end-of-game screen: inventory/stats deltas are meaningless
             if cfg.events:
                 step = _target_glyph({"glyphs": g0[e], "blstats": bl0[e]}, actions[e])
@@ -145,7 +174,7 @@ def captions(
                 parts.append("gained: " + "; ".join(gained))
             if lost:
                 parts.append("lost: " + "; ".join(lost))
-        if cfg.stats:
+        if cfg.stats and e in stat_rows:
             for d, (more, less) in zip(deltas[e], _WORDS, strict=True):
                 if d:
                     parts.append(more if d > 0 else less)

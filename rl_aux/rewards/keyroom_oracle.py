@@ -16,7 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from rl_aux.configs import spec
-from rl_aux.llm.caption import BL_X, BL_Y, CLOSED_DOORS, DOWN_STAIRS, MOVE_STEP
+from rl_aux.llm.caption import (
+    BL_X,
+    BL_Y,
+    CLOSED_DOORS,
+    DOWN_STAIRS,
+    MOVE_STEP,
+    changed_cells,
+    env_net_change,
+    rows_differ,
+)
 from rl_aux.rewards.base import RewardModule, aux_rewards, register_reward
 
 SOURCE = "oracle"
@@ -32,22 +41,39 @@ def _keys_held(inv_strs: np.ndarray) -> np.ndarray:
     return np.char.find(np.char.lower(text), b"key").reshape(e, n).__ge__(0).sum(1)
 
 
+_STEPS: dict[str, tuple[int, int]] = {}  # action name -> (dx, dy) of the move, (0, 0) if none
+
+
+def _step(action: str) -> tuple[int, int]:
+    step = _STEPS.get(action)
+    if step is None:
+        step = _STEPS[action] = MOVE_STEP.get(action.lower().removeprefix("move "), (0, 0))
+    return step
+
+
 def keyroom_labels(prev: Mapping, actions: Sequence[str], nxt: Mapping) -> np.ndarray:
-    """[E, 3] bool (key, door, stairs) for a batch of transitions prev[e] --actions[e]--> nxt[e]."""
-    g0, g1 = np.asarray(prev["glyphs"]), np.asarray(nxt["glyphs"])
+    """[E, 3] bool (key, door, stairs) for a batch of transitions prev[e] --actions[e]--> nxt[e].
+
+    Runs every vector step on the acting thread, so the work is on what changed: the inventory
+    text of envs whose inventory changed, the map cells whose glyph changed.
+    """
+    g0 = np.asarray(prev["glyphs"])
     n, h, w = g0.shape
-    key = _keys_held(nxt["inv_strs"]) > _keys_held(prev["inv_strs"])
-    doors = np.arange(CLOSED_DOORS[0], CLOSED_DOORS[1] + 1)
-    closed = lambda g: np.isin(g, doors).reshape(g.shape[0], -1).sum(1)
-    game_over = ~np.any(np.asarray(nxt["blstats"]) != 0, axis=1)  # NLE's end screen, stats zero
-    door = (closed(g1) < closed(g0)) & ~game_over
+    inv0, inv1 = np.asarray(prev["inv_strs"]), np.asarray(nxt["inv_strs"])
+    key = np.zeros(n, bool)
+    changed = np.flatnonzero(rows_differ(inv0, inv1))
+    if changed.size:
+        key[changed] = _keys_held(inv1[changed]) > _keys_held(inv0[changed])
+    game_over = ~np.asarray(nxt["blstats"]).any(axis=1)  # NLE's end screen, stats zero
+    env, c0, c1 = changed_cells(g0, nxt["glyphs"])
+    door = (env_net_change(env, c0, c1, CLOSED_DOORS, n) < 0) & ~game_over
     # stairs: the move's target cell held the down staircase (the agent hides what it stands
     # on, and the winning step shows NLE's end screen, so only `prev` knows)
-    step = np.array([MOVE_STEP.get(a.lower().removeprefix("move "), (0, 0)) for a in actions])
+    step = np.array([_step(a) for a in actions], np.int64).reshape(n, 2)
     bl = np.asarray(prev["blstats"])
     x, y = bl[:, BL_X] + step[:, 0], bl[:, BL_Y] + step[:, 1]
-    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h) & np.any(step != 0, axis=1)
-    target = g0[np.arange(n), np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h) & step.any(axis=1)
+    target = g0.reshape(n, -1)[np.arange(n), np.where(inside, y * w + x, 0)]
     stairs = inside & (target == DOWN_STAIRS)
     return np.stack([key, door, stairs], -1)
 
