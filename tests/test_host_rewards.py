@@ -92,6 +92,32 @@ def test_oracle_reward_reaches_the_learner_and_env_reward_is_kept():
         assert np.all(aux[~paid] == 0) and np.all(np.isin(aux, [0.0, 0.5, 1.0, 1.5]))
 
 
+def test_source_ids_do_not_depend_on_the_caption_batch(tmp_path):
+    """Captioning k vector steps per call gives the caption ids of one call per step (k=5
+    leaves a remainder of the 16-step rollout to flush)."""
+    from agents.host_loop import HostPPO, host_reward
+    from experiments.config import load_config
+    from experiments.train import build_agent
+
+    ids = {}
+    for k in (1, 5):
+        cache = f"llm.cache_path={tmp_path}/cache{k}.sqlite"  # replay, empty: ids, no labels
+        goals = "reward.subgoals=[pick up the key,open the door]"
+        cfg = load_config([*TINY, "reward=subgoal", goals, "llm.mode=replay", cache])
+        env, agent = build_agent(cfg)
+        source, reward_fn = host_reward(cfg, env)
+        try:
+            state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+            loop = HostPPO(agent, env, reward_fn, False, source, source_batch=k)
+            rolls = []
+            loop.train(state, 2, jax.random.PRNGKey(1), lambda i, m, r, dt: rolls.append(r))
+        finally:
+            env.close()
+        ids[k] = np.stack([r.source_ids for r in rolls])
+    assert ids[1].shape == (2, 16, 4) and len(np.unique(ids[1])) > 5
+    np.testing.assert_array_equal(ids[1], ids[5])
+
+
 def test_reward_config_errors():
     from experiments.config import load_config
 
