@@ -43,8 +43,11 @@ class CaptionConfig:
 
 def decode_message(msg: np.ndarray) -> str:
     """The NUL-padded 256-byte message line as a stripped, whitespace-collapsed string."""
-    text = bytes(np.asarray(msg, np.uint8)).split(b"\0", 1)[0].decode("latin-1")
-    return " ".join(text.split())
+    return _decode_line(bytes(np.asarray(msg, np.uint8)))
+
+
+def _decode_line(raw: bytes) -> str:
+    return " ".join(raw.split(b"\0", 1)[0].decode("latin-1").split())
 
 
 def decode_inventory(inv_strs: np.ndarray) -> list[str]:
@@ -82,10 +85,10 @@ def changed_cells(g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     A flat scan: 6x cheaper than `np.nonzero` on the 3-d mask, and this runs every vector step.
     """
-    n = g0.shape[0]
+    cells = max(int(np.prod(g0.shape[1:])), 1)
     f0, f1 = np.ascontiguousarray(g0).reshape(-1), np.ascontiguousarray(g1).reshape(-1)
     idx = np.flatnonzero(f0 != f1)
-    return idx // max(f0.size // max(n, 1), 1), f0[idx], f1[idx]
+    return idx // cells, f0[idx], f1[idx]
 
 
 def rows_differ(a0: np.ndarray, a1: np.ndarray) -> np.ndarray:
@@ -115,9 +118,7 @@ def _messages(msgs: np.ndarray, digits: bool) -> list[str]:
         if text is None:
             if len(_MSG_MEMO) > 100_000:
                 _MSG_MEMO.clear()
-            text = _MSG_MEMO[(b, digits)] = _canon(
-                " ".join(b.split(b"\0", 1)[0].decode("latin-1").split()), digits
-            )
+            text = _MSG_MEMO[(b, digits)] = _canon(_decode_line(b), digits)
         out.append(text)
     return out
 
