@@ -9,6 +9,7 @@ digits can be canonicalised to `N` for the same reason. Atari has no text: NLE/M
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -66,9 +67,15 @@ def game_over(obs: Mapping) -> bool:
     return not np.any(np.asarray(obs["blstats"]))
 
 
+@functools.lru_cache(maxsize=256)
+def move_step(action: str) -> tuple[int, int] | None:
+    """(dx, dy) on the map of a move action's name ('move north'), None if it is no move."""
+    return MOVE_STEP.get(action.lower().removeprefix("move "))
+
+
 def _target_glyph(prev: Mapping, action: str) -> int | None:
     """The glyph of the cell a move action walks into (from the previous observation)."""
-    step = MOVE_STEP.get(action.lower().removeprefix("move "))
+    step = move_step(action)
     if step is None:
         return None
     g, bl = np.asarray(prev["glyphs"]), np.asarray(prev["blstats"])

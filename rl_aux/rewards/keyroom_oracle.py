@@ -21,9 +21,9 @@ from rl_aux.llm.caption import (
     BL_Y,
     CLOSED_DOORS,
     DOWN_STAIRS,
-    MOVE_STEP,
     changed_cells,
     env_net_change,
+    move_step,
     rows_differ,
 )
 from rl_aux.rewards.base import RewardModule, aux_rewards, register_reward
@@ -39,16 +39,6 @@ def _keys_held(inv_strs: np.ndarray) -> np.ndarray:
     e, n, w = rows.shape
     text = rows.reshape(e * n, w).view(f"S{w}").ravel()  # NUL-padded byte strings
     return np.char.find(np.char.lower(text), b"key").reshape(e, n).__ge__(0).sum(1)
-
-
-_STEPS: dict[str, tuple[int, int]] = {}  # action name -> (dx, dy) of the move, (0, 0) if none
-
-
-def _step(action: str) -> tuple[int, int]:
-    step = _STEPS.get(action)
-    if step is None:
-        step = _STEPS[action] = MOVE_STEP.get(action.lower().removeprefix("move "), (0, 0))
-    return step
 
 
 def keyroom_labels(prev: Mapping, actions: Sequence[str], nxt: Mapping) -> np.ndarray:
@@ -69,7 +59,7 @@ def keyroom_labels(prev: Mapping, actions: Sequence[str], nxt: Mapping) -> np.nd
     door = (env_net_change(env, c0, c1, CLOSED_DOORS, n) < 0) & ~game_over
     # stairs: the move's target cell held the down staircase (the agent hides what it stands
     # on, and the winning step shows NLE's end screen, so only `prev` knows)
-    step = np.array([_step(a) for a in actions], np.int64).reshape(n, 2)
+    step = np.array([move_step(a) or (0, 0) for a in actions], np.int64).reshape(n, 2)
     bl = np.asarray(prev["blstats"])
     x, y = bl[:, BL_X] + step[:, 0], bl[:, BL_Y] + step[:, 1]
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h) & step.any(axis=1)
