@@ -124,9 +124,12 @@ class HostPPO:
         net = agent.net
 
         def act(params, obs, carry, first, key):
-            a, carry, out = agent.act(params, obs, carry, first, key)
+            # the key split lives here, not on the host: an eager split cost more of the
+            # acting thread than the act itself (0.65 vs 0.41 ms per vector step), same bits
+            key, k = jax.random.split(key)
+            a, carry, out = agent.act(params, obs, carry, first, k)
             logp = jnp.take_along_axis(jax.nn.log_softmax(out["logits"]), a[:, None], -1)[:, 0]
-            return a, carry, logp, out["value"]
+            return a, carry, logp, out["value"], key
 
         def learn(state, roll):
             tr = Transition(
@@ -193,8 +196,7 @@ class HostPPO:
         for _ in range(T):
             if stop is not None and stop.is_set():
                 return None  # training ended: drop the partial rollout
-            key, k = jax.random.split(key)
-            a, carry_new, logp, value = self._act(params, obs, carry, first, k)
+            a, carry_new, logp, value, key = self._act(params, obs, carry, first, key)
             a = np.asarray(a)
             env.step_async(a)
             rec["obs"].append(obs)
@@ -220,7 +222,8 @@ class HostPPO:
                 env_state["host"] = env.current_host_obs()
                 if len(pending) == self.source_batch:
                     rec["ids"] += self._source_ids(pending)
-            obs, carry, first = ts.obs, carry_new, ts.done
+            # numpy, not TimeStep.done (an eager jnp op per vector step on the acting thread)
+            obs, carry, first = ts.obs, carry_new, ts.terminated | ts.truncated
         if pending:
             rec["ids"] += self._source_ids(pending)
         env_state.update(obs=obs, carry=carry, first=first, key=key)
