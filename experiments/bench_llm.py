@@ -8,11 +8,17 @@ judge's answers for KeyRoom: no server; a caption not in it pays 0 and is counte
 `keyroom_oracle` (exact labels, same table lookup). Each arm is warmed first (compilation; the
 tables and the embedding cache fill: "cache warm"), then the arms are timed in interleaved rounds
 and the median env steps/s per arm is reported. Bar (issue 7): ellm and judge >= 0.9x env.
+
+This machine's speed drifts by up to 2x within minutes, so beside the ratio of the per-arm
+medians the bench reports the median of the per-round ratios (each arm against the env arm of
+the same round, timed seconds apart: drift cancels) and the CPU each arm spends per update,
+in this process (learner, actor, annotator) and in its NLE workers (stepping and polling).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -38,6 +44,20 @@ def worker(kind: str, rest: list[str]) -> dict:
     if kind != "llm_ppo":
         raise ValueError(f"unknown bench worker {kind!r}")
     return _ppo(int(rest[0]), int(rest[1]), int(rest[2]))
+
+
+def _cpu_s(pids: list[int]) -> tuple[float, float]:
+    """(CPU seconds of this process, of the worker processes `pids`) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    tick, workers = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # a restarted worker (none expected in a bench): its time is lost
+            continue
+        workers += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return r.ru_utime + r.ru_stime, workers
 
 
 def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
@@ -67,6 +87,7 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
         states[arm] = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
     spu = agent.steps_per_update
     sps: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    cpu: dict[str, list[tuple[float, float]]] = {arm: [] for arm in ARMS}  # per update
     try:
         t0 = time.perf_counter()
         for arm in ARMS:  # compile, fill the label table and the embedding cache
@@ -79,15 +100,20 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
         for r in range(rounds):
             order = ARMS if r % 2 == 0 else ARMS[::-1]
             for arm in order:
-                marks: list[float] = []
+                marks: list[tuple] = []
+                pids = loops[arm].env.worker_pids()
                 states[arm] = loops[arm].train(
                     states[arm],
                     updates + 1,
                     jax.random.PRNGKey(2 + r),
-                    lambda i, m, roll, dt, marks=marks: marks.append(time.perf_counter()),
+                    lambda i, m, roll, dt, marks=marks, pids=pids: marks.append(
+                        (time.perf_counter(), *_cpu_s(pids))
+                    ),
                 )
                 # from the end of the first update (env reset + an unoverlapped rollout) on
-                sps[arm].append(spu * (len(marks) - 1) / (marks[-1] - marks[0]))
+                (t0, p0, w0), (t1, p1, w1), k = marks[0], marks[-1], len(marks) - 1
+                sps[arm].append(spu * k / (t1 - t0))
+                cpu[arm].append(((p1 - p0) / k, (w1 - w0) / k))
         metrics = {arm: sources[arm].metrics() for arm in ("ellm", "judge")}
         for arm in metrics:
             metrics[arm]["new_captions_timed"] = metrics[arm]["llm/captions"] - seen[arm]
@@ -98,6 +124,17 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
             if s is not None and hasattr(s, "close"):
                 s.close()
     med = {arm: statistics.median(v) for arm, v in sps.items()}
+    paired = {  # per round, each arm against the env arm timed in the same round
+        arm: statistics.median(a / e for a, e in zip(sps[arm], sps["env"], strict=True))
+        for arm in ARMS
+    }
+    cpu_ms = {
+        arm: {
+            "process": 1e3 * statistics.median(c[0] for c in v),
+            "workers": 1e3 * statistics.median(c[1] for c in v),
+        }
+        for arm, v in cpu.items()
+    }
     return {
         "task": TASK,
         "steps_per_update": spu,
@@ -109,6 +146,8 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
         "ratio_ellm": med["ellm"] / med["env"],
         "ratio_judge": med["judge"] / med["env"],
         "ratio_oracle": med["keyroom_oracle"] / med["env"],
+        "paired_ratio": paired,
+        "cpu_ms_per_update": cpu_ms,
         "llm_metrics": metrics,
         "cpu_count": os.cpu_count(),
     }
@@ -116,8 +155,8 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
 
 def run(scale: float, run_worker) -> dict:
     warm = max(int(8 * scale), 2)
-    updates = max(int(6 * scale), 2)
-    rounds = max(int(3 * scale), 3)
+    updates = max(int(3 * scale), 2)  # short rounds, many of them: less drift inside a round
+    rounds = max(int(6 * scale), 3)
     out = run_worker(["llm_ppo", str(warm), str(updates), str(rounds)], timeout=3600, hang_s=900)
     if "error" in out:
         raise RuntimeError(f"the llm bench worker failed: {out['error']}")
@@ -125,12 +164,18 @@ def run(scale: float, run_worker) -> dict:
 
 
 def format_result(res: dict) -> str:
-    s = res["steps_per_s"]
+    s, pr, c = res["steps_per_s"], res["paired_ratio"], res["cpu_ms_per_update"]
     lines = [
-        f"{'arm':<16} {'env steps/s':>12} {'ratio vs env':>13}",
-        *(f"{a:<16} {s[a]:>12.0f} {s[a] / s['env']:>12.2f}x" for a in ARMS),
+        f"{'arm':<16} {'env steps/s':>12} {'ratio vs env':>13} {'paired ratio':>13} "
+        f"{'CPU ms/update: process':>23} {'workers':>8}",
+        *(
+            f"{a:<16} {s[a]:>12.0f} {s[a] / s['env']:>12.2f}x {pr[a]:>12.2f}x "
+            f"{c[a]['process']:>23.0f} {c[a]['workers']:>8.0f}"
+            for a in ARMS
+        ),
         f"(median of {res['rounds']} interleaved rounds x {res['updates_per_round']} updates of "
-        f"{res['steps_per_update']} steps; bar: ellm, judge >= 0.90x env)",
+        f"{res['steps_per_update']} steps; ratio vs env = ratio of the medians, paired ratio = "
+        "median of the per-round ratios; bar: ellm, judge >= 0.90x env)",
         f"judge arm: {res['llm_metrics']['judge']['llm/misses']} cache misses (pay 0), "
         f"{res['llm_metrics']['judge']['llm/captions']} captions",
         "captions first seen in the timed rounds (labelled there): "
