@@ -8,14 +8,16 @@ the PPO ratio is taken against the policy that acted). `overlap=False` alternate
 DQN: one vector step at a time, jitted act + jitted `DQN.observe` (replay buffer donated).
 
 Host-side reward sources (LLM subgoal rewards, rl_aux/llm/shaper.py; the KeyRoom oracle):
-a source's `step_ids(prev, actions, next)` runs on the acting thread on batches of
-`source_batch` vector steps (string work only; one call per step cost ~4% more steps/s), its
-`rollout_rewards(ids, dones)` once per rollout; the result lands in `rollout.aux["r_aux/<name>"]`
-[T, N]. Then `reward_fn(rollout)` (for `rl-aux train`: the
-configured reward module, e.g. r_ext + r_aux) returns the rewards [T, N] the learner
-optimises; `rollout.reward` keeps the env's reward for statistics. `rollout.messages[t][i]` is
-the message text of env i's true successor observation at step t and `rollout.host_obs` its
-raw arrays (HostPPO's `host_keys`).
+the acting thread only keeps each step's host arrays; the learner thread calls the source's
+`step_ids(prev, actions, next)` on the finished rollout, in batches of `source_batch` vector
+steps (string work only; one call per step cost ~4% more steps/s), then its
+`rollout_rewards(ids, dones)`; the result lands in `rollout.aux["r_aux/<name>"]` [T, N]. On
+MiniHack a rollout takes longer than an update, so caption work on the acting thread cost
+steps/s one for one (and the NLE workers kept polling through it). Then `reward_fn(rollout)`
+(for `rl-aux train`: the configured reward module, e.g. r_ext + r_aux) returns the rewards
+[T, N] the learner optimises; `rollout.reward` keeps the env's reward for statistics.
+`rollout.messages[t][i]` is the message text of env i's true successor observation at step t
+and `rollout.host_obs` its raw arrays (HostPPO's `host_keys`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class HostRollout:
     host_obs: dict  # [T, N, ...] arrays of env.options.host_keys (next_obs), may be empty
     params_version: int  # learner update whose params acted
     source_ids: np.ndarray | None = None  # [T, N] per-step ids of the reward source
+    # [T] (prev, actions, next) host arrays for the source, captioned on the learner thread
+    source_steps: list | None = None
     aux: dict = dataclasses.field(default_factory=dict)  # "r_aux/<source>": [T, N]
     learn_reward: np.ndarray | None = None  # what the learner optimises (default: reward)
 
@@ -185,12 +189,12 @@ class HostPPO:
         env, T = self.env, self.cfg.num_steps
         obs, carry, first, key = (env_state[k] for k in ("obs", "carry", "first", "key"))
         keys_host = self.host_keys
-        src, pending = self.source, []  # (prev, actions, next) host arrays not yet captioned
+        src, pending = self.source, []  # (prev, actions, next) host arrays for the source
         rec: dict[str, list] = {
             k: []
             for k in (
                 "obs next_obs action reward terminated truncated first logp value carry_in "
-                "episode_return episode_length lost messages host ids"
+                "episode_return episode_length lost messages host"
             ).split()
         }
         for _ in range(T):
@@ -217,15 +221,11 @@ class HostPPO:
             host = env.last_host_obs()
             if keys_host:
                 rec["host"].append({k: host[k] for k in keys_host})
-            if src is not None:  # step_wait made fresh arrays: safe to read some steps later
+            if src is not None:  # step_wait made fresh arrays: safe to read after the rollout
                 pending.append((env_state["host"], a, host))
                 env_state["host"] = env.current_host_obs()
-                if len(pending) == self.source_batch:
-                    rec["ids"] += self._source_ids(pending)
             # numpy, not TimeStep.done (an eager jnp op per vector step on the acting thread)
             obs, carry, first = ts.obs, carry_new, ts.terminated | ts.truncated
-        if pending:
-            rec["ids"] += self._source_ids(pending)
         env_state.update(obs=obs, carry=carry, first=first, key=key)
         stack = lambda xs: jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *xs)
         return HostRollout(
@@ -246,20 +246,22 @@ class HostPPO:
             messages=rec["messages"],
             host_obs=stack(rec["host"]) if keys_host else {},
             params_version=version,
-            source_ids=np.stack(rec["ids"]) if rec["ids"] else None,
+            source_steps=pending if src is not None else None,
         )
 
-    def _source_ids(self, pending: list) -> list[np.ndarray]:
-        """[N] ids per pending step, from one `step_ids` call on all of them (then cleared).
+    def _source_ids(self, steps: list) -> np.ndarray:
+        """[T, N] source ids of a rollout's steps, `source_batch` steps per `step_ids` call.
 
-        One batch of k*N transitions instead of k batches of N: the source's numpy work is
-        per call more than per row, and it runs on the acting thread every vector step.
+        One call on k*N transitions instead of k calls on N: the source's numpy work is per
+        call more than per row.
         """
-        n, keys = len(pending[0][1]), self.source.host_keys
-        cat = lambda i: {k: np.concatenate([p[i][k] for p in pending]) for k in keys}
-        ids = self.source.step_ids(cat(0), np.concatenate([p[1] for p in pending]), cat(2))
-        pending.clear()
-        return list(np.asarray(ids).reshape(-1, n))
+        n, keys, out = len(steps[0][1]), self.source.host_keys, []
+        for lo in range(0, len(steps), self.source_batch):
+            part = steps[lo : lo + self.source_batch]
+            cat = lambda i, part=part: {k: np.concatenate([p[i][k] for p in part]) for k in keys}
+            ids = self.source.step_ids(cat(0), np.concatenate([p[1] for p in part]), cat(2))
+            out.append(np.asarray(ids).reshape(-1, n))
+        return np.concatenate(out)
 
     # ------------------------------------------------------------------ training
     def train(self, state, num_updates: int, key, on_update: Callable | None = None):
@@ -312,6 +314,8 @@ class HostPPO:
                 else:
                     roll = self._collect(shared["params"], shared["version"], env_state)
                 if self.source is not None:  # rollouts arrive in order: per-episode state holds
+                    roll.source_ids = self._source_ids(roll.source_steps)
+                    roll.source_steps = None  # the host arrays are no longer needed
                     dones = roll.terminated | roll.truncated
                     r_aux = self.source.rollout_rewards(roll.source_ids, dones)
                     roll.aux[f"r_aux/{self.source.name}"] = np.asarray(r_aux, np.float32)
@@ -342,7 +346,8 @@ class HostPPO:
 
 
 def _device_roll(r: HostRollout) -> dict:
-    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "learn_reward")
+    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "source_steps")
+    skip += ("learn_reward",)
     out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
     if r.learn_reward is not None:
         out["reward"] = r.learn_reward
