@@ -108,8 +108,8 @@ class HostPPO:
     ):
         self.agent, self.env, self.reward_fn, self.overlap = agent, env, reward_fn, overlap
         self.source = source
-        self.source_batch = source_batch  # vector steps per source call (a new caption waits
-        # at most this many steps for its labelling to start)
+        self.source_batch = source_batch  # vector steps per source call (on the learner thread,
+        # once a rollout is done: a new caption is submitted for labelling then)
         # rollout.host_obs keeps these arrays per step for a custom reward_fn. Default: the
         # env's host_keys without a source; none with one (the source reads its arrays on the
         # acting thread, and stacking [T, N] copies of them it never reads cost ~5% steps/s).
@@ -128,8 +128,8 @@ class HostPPO:
         net = agent.net
 
         def act(params, obs, carry, first, key):
-            # the key split lives here, not on the host: an eager split cost more of the
-            # acting thread than the act itself (0.65 vs 0.41 ms per vector step), same bits
+            # the key split lives here, not on the host: alone, an eager split took longer than
+            # the act itself (0.65 vs 0.41 ms per vector step); same bits as before
             key, k = jax.random.split(key)
             a, carry, out = agent.act(params, obs, carry, first, k)
             logp = jnp.take_along_axis(jax.nn.log_softmax(out["logits"]), a[:, None], -1)[:, 0]
@@ -346,8 +346,8 @@ class HostPPO:
 
 
 def _device_roll(r: HostRollout) -> dict:
-    skip = ("messages", "host_obs", "params_version", "lost", "source_ids", "source_steps")
-    skip += ("learn_reward",)
+    skip = {"messages", "host_obs", "params_version", "lost", "learn_reward"}
+    skip |= {"source_ids", "source_steps"}  # host-side only
     out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
     if r.learn_reward is not None:
         out["reward"] = r.learn_reward
