@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rl_aux.configs import spec
-from rl_aux.networks.cores import RecurrentCore, initial_carry
+from rl_aux.networks.cores import RecurrentCore, initial_carry, lstm_scan
 from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso, orthogonal
 
 
@@ -162,7 +162,11 @@ def unroll(net: AgentNetwork, params, obs, carry, first) -> tuple[dict[str, Any]
         h_t, c = net.apply(params, z_t, c, f_t, method=AgentNetwork.core_step)
         return c, (h_t, c)
 
-    _, (h, carries) = jax.lax.scan(step, carry, (z.reshape((t, b, -1)), first))
+    if net.cfg.core == "lstm":  # fused kernels, input projection outside the loop
+        cell = params["params"]["core"]["cell"]
+        h, carries = lstm_scan(cell, z.reshape((t, b, -1)), carry, first)
+    else:
+        _, (h, carries) = jax.lax.scan(step, carry, (z.reshape((t, b, -1)), first))
     out = net.apply(params, flat_obs, z, merge(h), method=AgentNetwork.outputs)
     return jax.tree.map(lambda x: x.reshape((t, b, *x.shape[1:])), out), carries
 
