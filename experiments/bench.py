@@ -482,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             print(bench_nethack.format_row(row))
         print("(env steps/s; single = one in-process env; vec = NLEVecEnv alone, random policy)")
+        for row in rows:
+            print(bench_nethack.format_cpu(row))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"suite": "nethack", "rows": rows, "machine": _machine()}, f, indent=2)

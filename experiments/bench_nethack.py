@@ -6,12 +6,16 @@ Per task (NetHackScore, MiniHack-Room-5x5), each in its own subprocess, one afte
 - `ppo-Nw`: recurrent PPO (experiment nethack_ppo / minihack_ppo, 16 envs, actor thread
   overlapping the update) with N = 2 and 8 workers; env steps/s over the timed updates,
   compilation (the first two updates) apart.
+`vec` and `ppo-*` also report CPU ms per 1,024 env steps, of this process and of the NLE workers
+(stepping and polling): with 2 cores, what the learner spends comes out of the workers' share.
 Bars (issue 4): vec >= 1.5x single; PPO on MiniHack-Room (2 workers) >= 0.5x vec.
 """
 
 from __future__ import annotations
 
 import time
+
+from experiments.bench_llm import _cpu_s
 
 TASKS = (("nethack/Score-v0", "nethack_ppo"), ("minihack/Room-5x5-v0", "minihack_ppo"))
 
@@ -54,13 +58,25 @@ def _vec(task: str, num_envs: int, workers: int, seconds: float) -> dict:
     env = NLEVecEnv(task, num_envs, {"num_workers": workers})
     env.reset()
     rng = np.random.default_rng(0)
-    n, t0 = 0, time.perf_counter()
+    pids = env.worker_pids()
+    n, t0, c0 = 0, time.perf_counter(), _cpu_s(pids)
     while time.perf_counter() - t0 < seconds:
         env.step(None, rng.integers(0, env.spec.num_actions, num_envs))
         n += num_envs
-    dt = time.perf_counter() - t0
+    dt, c1 = time.perf_counter() - t0, _cpu_s(pids)
     env.close()
-    return {"env_steps": n, "run_s": dt, "steps_per_s": n / dt, "num_envs": num_envs}
+    return {
+        "env_steps": n,
+        "run_s": dt,
+        "steps_per_s": n / dt,
+        "num_envs": num_envs,
+        **_cpu_per_1024(c0, c1, n),
+    }
+
+
+def _cpu_per_1024(c0: tuple, c1: tuple, steps: int) -> dict:
+    per = 1024e3 / steps
+    return {"cpu_ms_per_1024": {"process": (c1[0] - c0[0]) * per, "workers": (c1[1] - c0[1]) * per}}
 
 
 def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
@@ -77,21 +93,25 @@ def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
     t0 = time.perf_counter()
     state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
     marks: list[float] = []
+    cpu: list[tuple] = []
+    pids = env.worker_pids()
     HostPPO(agent, env).train(
         state,
         updates + 2,
         jax.random.PRNGKey(1),
-        lambda i, m, r, dt: marks.append(time.perf_counter()),
+        lambda i, m, r, dt: (marks.append(time.perf_counter()), cpu.append(_cpu_s(pids))),
     )
     env.close()
     spu = agent.steps_per_update
     run_s = marks[-1] - marks[1]
+    steps = spu * (len(marks) - 2)
     return {
         "compile_s": marks[1] - t0,
-        "env_steps": spu * (len(marks) - 2),
+        "env_steps": steps,
         "run_s": run_s,
-        "steps_per_s": spu * (len(marks) - 2) / run_s,
+        "steps_per_s": steps / run_s,
         "num_envs": agent.cfg.num_envs,
+        **_cpu_per_1024(cpu[1], cpu[-1], steps),
     }
 
 
@@ -124,4 +144,16 @@ def format_row(row: dict) -> str:
         f"{row['task']:<22} {f(sps['single'])} {f(sps['vec']):>9} "
         f"{ratio(sps['vec'], sps['single']):>8} {f(sps['ppo_2w'])} {f(sps['ppo_8w'])} "
         f"{ratio(sps['ppo_2w'], sps['vec']):>10}"
+    )
+
+
+def format_cpu(row: dict) -> str:
+    """CPU ms per 1,024 env steps, this process + NLE workers, of vec and the PPO runs."""
+
+    def one(k: str) -> str:
+        c = (row.get(k) or {}).get("cpu_ms_per_1024")
+        return f"{k} {c['process']:.0f} + {c['workers']:.0f}" if c else f"{k} err"
+
+    return f"{row['task']:<22} CPU ms/1024 steps (process + workers): " + ", ".join(
+        one(k) for k in ("vec", "ppo_2w", "ppo_8w")
     )
