@@ -314,3 +314,20 @@ def test_dqn_pays_subgoal_rewards_at_sampling_time():
         assert first.sum() > 0 and ((cid == 2) & ~first).sum() > 0  # both cases were sampled
     finally:
         env.close()
+
+
+def test_bench_rows_format_steps_ratios_cpu_and_errors():
+    """bench --suite nethack prints ratios and CPU per 1,024 steps; a failed arm says err."""
+    from experiments.bench_nethack import format_cpu, format_row
+
+    cpu = {"cpu_ms_per_1024": {"process": 192.4, "workers": 256.0}}
+    row = {
+        "task": "minihack/Room-5x5-v0",
+        "single": {"steps_per_s": 12000.0},
+        "vec": {"steps_per_s": 10000.0, **cpu},
+        "ppo_2w": {"steps_per_s": 4000.0, **cpu},
+        "ppo_8w": {"error": ["killed"]},
+    }
+    line = format_row(row)
+    assert "0.83x" in line and "0.40x" in line and "err" in line
+    assert "vec 192 + 256" in format_cpu(row) and "ppo_8w err" in format_cpu(row)
