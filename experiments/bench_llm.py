@@ -46,7 +46,7 @@ def worker(kind: str, rest: list[str]) -> dict:
     return _ppo(int(rest[0]), int(rest[1]), int(rest[2]))
 
 
-def _cpu_s(pids: list[int]) -> tuple[float, float]:
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     """(CPU seconds of this process, of the worker processes `pids`) so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     tick, workers = os.sysconf("SC_CLK_TCK"), 0.0
@@ -107,7 +107,7 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
                     updates + 1,
                     jax.random.PRNGKey(2 + r),
                     lambda i, m, roll, dt, marks=marks, pids=pids: marks.append(
-                        (time.perf_counter(), *_cpu_s(pids))
+                        (time.perf_counter(), *cpu_seconds(pids))
                     ),
                 )
                 # from the end of the first update (env reset + an unoverlapped rollout) on

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from experiments.bench_llm import _cpu_s
+from experiments.bench_llm import cpu_seconds
 
 TASKS = (("nethack/Score-v0", "nethack_ppo"), ("minihack/Room-5x5-v0", "minihack_ppo"))
 
@@ -59,11 +59,11 @@ def _vec(task: str, num_envs: int, workers: int, seconds: float) -> dict:
     env.reset()
     rng = np.random.default_rng(0)
     pids = env.worker_pids()
-    n, t0, c0 = 0, time.perf_counter(), _cpu_s(pids)
+    n, t0, c0 = 0, time.perf_counter(), cpu_seconds(pids)
     while time.perf_counter() - t0 < seconds:
         env.step(None, rng.integers(0, env.spec.num_actions, num_envs))
         n += num_envs
-    dt, c1 = time.perf_counter() - t0, _cpu_s(pids)
+    dt, c1 = time.perf_counter() - t0, cpu_seconds(pids)
     env.close()
     return {
         "env_steps": n,
@@ -99,7 +99,7 @@ def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
         state,
         updates + 2,
         jax.random.PRNGKey(1),
-        lambda i, m, r, dt: (marks.append(time.perf_counter()), cpu.append(_cpu_s(pids))),
+        lambda i, m, r, dt: (marks.append(time.perf_counter()), cpu.append(cpu_seconds(pids))),
     )
     env.close()
     spu = agent.steps_per_update
