@@ -9,6 +9,7 @@ per-seed final scores with a 95% stratified-bootstrap CI, as in rliable). A conf
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from collections import Counter
@@ -68,8 +69,14 @@ class FinalStats:
 
 
 # ---------------------------------------------------------------------------------- discovery
+def natural_key(path: Path) -> list:
+    """Sort key that orders numbers by value: pvn_T8 < pvn_T32 < pvn_T128 (not T128 < T32)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
 def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories (holding metrics.csv) at or below each path, in argument order."""
+    """Run directories (holding metrics.csv) at or below each path, in argument order, and in
+    natural order within a path."""
     found: list[Path] = []
     for raw in paths:
         root = Path(raw)
@@ -77,7 +84,7 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
             raise PlotError(f"{root}: no such file or directory")
         if root.is_file():
             root = root.parent if root.name == "metrics.csv" else root
-        hits = sorted(p.parent for p in root.rglob("metrics.csv") if p.is_file())
+        hits = sorted((p.parent for p in root.rglob("metrics.csv") if p.is_file()), key=natural_key)
         if not hits:
             raise PlotError(f"{root}: no metrics.csv found in this directory or below it")
         found.extend(hits)
@@ -402,7 +409,12 @@ def plot_finals(finals: pd.DataFrame, metric: str, final_frac: float, title: str
         )
         ax.vlines(row.iqm, y - 0.3, y + 0.3, color="black", linewidth=1.5)
     ax.set_yticks(range(n), list(finals["config"])[::-1])
-    ax.set_xlabel(f"IQM of final {metric} (last {final_frac:g} of steps), 95% CI")
+    # pad the x range so a CI of width 0 at the data's edge (e.g. success 1.0) stays visible
+    # (bars' sticky edges defeat ax.margins)
+    lo, hi = float(finals["iqm_ci_low"].min()), float(finals["iqm_ci_high"].max())
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.05
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel(f"IQM of final {metric} (last {final_frac:.0%} of steps), 95% CI")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -144,6 +144,17 @@ def test_recursion_from_parent_finds_both_runs(runs: tuple[Path, Path], tmp_path
     assert sorted(final["config"]) == ["ppo", "ppo+reward_pred"]
 
 
+def test_run_dirs_sort_numbers_by_value(tmp_path: Path) -> None:
+    """pvn_T8, pvn_T32, pvn_T128 keep their numeric order in the figures and final.csv."""
+    for i, name in enumerate(("pvn_T128", "pvn_T32", "pvn_T8")):
+        write_run(tmp_path / "runs" / name, name, float(i))
+    found = [p.name for p in plot.find_run_dirs([tmp_path / "runs"])]
+    assert found == ["pvn_T8", "pvn_T32", "pvn_T128"]
+    out = tmp_path / "fig"
+    assert plot.main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert list(pd.read_csv(out / "final.csv")["config"]) == ["pvn_T8", "pvn_T32", "pvn_T128"]
+
+
 def test_grid_points_are_separate_configurations(tmp_path: Path) -> None:
     run = write_run(tmp_path / "sweep", "ppo", 0.0, grid_lrs=(0.001, 0.0003))
     out = tmp_path / "fig"
