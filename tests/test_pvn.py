@@ -129,3 +129,34 @@ def test_four_rooms_rank64_floor_grows_with_T():
         floors.append(rank_floor_nrmse(exact_psi(r, 0.95), 64))
     assert floors[0] < 1e-6 and floors[0] < floors[1] < floors[2]
     assert floors[2] > 0.1
+
+
+def test_td_fixed_point_is_exact_with_tabular_features_and_above_the_projection():
+    """td_fixed_point: one-hot features recover the exact Psi; on a d-dim subspace its error is
+    never below the best fit in that subspace (the TD floor quoted in docs/pvn.md)."""
+    from envs.four_rooms import NUM_CELLS
+    from experiments.pvn_four_rooms import best_subspace, exact_psi, td_fixed_point
+
+    r = (np.random.default_rng(3).random((NUM_CELLS, 16)) < 0.05).astype(float)
+    exact = exact_psi(r, 0.95)
+    tab = np.eye(NUM_CELLS)[:, 1:]  # with the bias column this spans every cell
+    assert np.abs(td_fixed_point(tab, r, 0.95) - exact).max() < 1e-8
+    phi = best_subspace(exact, 8)
+    m = exact.reshape(NUM_CELLS, -1)
+    basis = np.concatenate([phi, np.ones((NUM_CELLS, 1))], 1)
+    proj = basis @ np.linalg.lstsq(basis, m, rcond=None)[0]
+    td = td_fixed_point(phi, r, 0.95).reshape(NUM_CELLS, -1)
+    assert np.linalg.norm(td - m) >= np.linalg.norm(proj - m) - 1e-9
+    assert np.linalg.norm(td - m) / np.linalg.norm(m) < 1.0
+
+
+def test_sr_alignment_is_one_on_the_sr_subspace_and_zero_off_it():
+    """sr_alignment: 1 for the SR's own top-d singular vectors, 0 for their complement."""
+    from envs.four_rooms import NUM_CELLS, uniform_transition_matrix
+    from experiments.pvn_four_rooms import sr_alignment
+
+    sr = np.linalg.inv(np.eye(NUM_CELLS) - 0.95 * uniform_transition_matrix())
+    u = np.linalg.svd(sr)[0]
+    mix = np.random.default_rng(0).normal(size=(16, 16))  # any basis of the same span
+    assert sr_alignment(u[:, :16] @ mix, 0.95) > 1 - 1e-9
+    assert sr_alignment(u[:, -16:], 0.95) < 1e-9
