@@ -48,12 +48,14 @@ def run_arm(
     noise_weight: float,
     clip_scope: str = "global",
     extra: tuple[str, ...] = (),
+    noise_target: str = "iid",
 ) -> np.ndarray:
     """[seeds, updates] mean episode return of each update's rollout."""
     over = ["experiment=ppo_cartpole", f"num_seeds={seeds}", f"total_timesteps={steps}"]
     over += [f"agent.clip_scope={clip_scope}", *extra]
     if arm != "main_only":
         over += [HEADS, "head=[next_obs,noise_target]", f"heads.noise_target.weight={noise_weight}"]
+        over += [f"heads.noise_target.target={noise_target}"]
     cfg = load_config(over + ARMS[arm])  # the arm's own settings win over `extra`
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
@@ -73,6 +75,12 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=300_000)
     p.add_argument("--noise-weight", type=float, default=5.0)
+    p.add_argument(
+        "--noise-target",
+        default="iid",
+        choices=("iid", "random_fn"),
+        help="the harmful head's target: fresh noise, or a fixed random function of the obs",
+    )
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--clip-scopes", default="global,per_module", help="agent.clip_scope values")
     p.add_argument(
@@ -90,7 +98,7 @@ def main(argv=None) -> None:
                 raise SystemExit(f"--arms: unknown arm {arm!r}; accepted: {', '.join(ARMS)}")
             t0 = time.time()
             c = curves[f"{scope}/{arm}"] = run_arm(
-                arm, a.seeds, a.steps, a.noise_weight, scope, tuple(a.set)
+                arm, a.seeds, a.steps, a.noise_weight, scope, tuple(a.set), a.noise_target
             )
             auc = c.mean(1)
             summary[scope][arm] = {

@@ -149,3 +149,27 @@ def test_gradnorm_runs_in_jitted_ppo_cartpole_with_two_heads():
     np.testing.assert_allclose(w[1:].sum(), 2.0, rtol=1e-5)
     assert not np.allclose(w, 1.0), w  # 2 updates x 2 minibatch steps moved the weights
     assert all(np.all(np.isfinite(np.asarray(v))) for v in jax.tree.leaves(state.params))
+
+
+def test_noise_target_random_fn_is_a_fixed_function_of_the_obs():
+    """target=iid draws fresh noise per key; target=random_fn does not depend on the key, and
+    differs between observations (a consistent, task-irrelevant regression target)."""
+    from rl_aux.heads.base import HeadInputs
+    from rl_aux.heads.noise_target import NoiseTarget, NoiseTargetConfig
+    from rl_aux.types import EnvSpec
+
+    spec = EnvSpec("toy", (4,), jnp.float32, 2, 10)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (16, 4))
+    z = jnp.zeros(16)
+    inp = HeadInputs(obs, z.astype(int), z, z > 0, z > 0, obs, {"h": obs}, 2)
+    k1, k2 = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+    for target, same in (("iid", False), ("random_fn", True)):
+        head = NoiseTarget(NoiseTargetConfig(target=target), spec)
+        params = head.init(jax.random.PRNGKey(3), inp)
+        l1, l2 = float(head.loss(params, inp, k1)[0]), float(head.loss(params, inp, k2)[0])
+        assert (abs(l1 - l2) < 1e-7) == same
+    head = NoiseTarget(NoiseTargetConfig(target="random_fn"), spec)
+    params = head.init(jax.random.PRNGKey(3), inp)
+    # the target moves with the observation (the head and its features are unchanged)
+    moved = inp.replace(obs=obs + 1.0)
+    assert float(head.loss(params, inp, k1)[0]) != float(head.loss(params, moved, k1)[0])

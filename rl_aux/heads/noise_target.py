@@ -20,6 +20,10 @@ from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, regi
 class NoiseTargetConfig(HeadConfig):
     dim: int = spec(8, ge=1)
     hidden: int = spec(64, ge=1)
+    # iid: fresh N(0, 1) per call (zero-mean gradient noise); random_fn: a fixed random function
+    # of the observation, sqrt(2) sin(obs W), W ~ N(0, 1) frozen (a consistent, task-irrelevant
+    # target that competes with the task for the torso: harm by direction, not only by norm)
+    target: str = spec("iid", choices=("iid", "random_fn"))
 
 
 class _NoiseModule(nn.Module):
@@ -42,7 +46,13 @@ class NoiseTarget(AuxHead):
         return _NoiseModule(self.cfg.hidden, self.cfg.dim)
 
     def loss(self, params, inputs: HeadInputs, key):
-        """Squared error to eps ~ N(0, I), eps independent of the input: pure gradient noise."""
+        """Squared error to eps ~ N(0, I) independent of the input (pure gradient noise), or to
+        a fixed random function of the observation (`target=random_fn`)."""
         pred = self.module().apply(params, self.features(inputs.feats))
-        eps = jax.random.normal(key, pred.shape, pred.dtype)
+        if self.cfg.target == "iid":
+            eps = jax.random.normal(key, pred.shape, pred.dtype)
+        else:
+            x = inputs.obs.reshape(inputs.obs.shape[: pred.ndim - 1] + (-1,)).astype(pred.dtype)
+            w = jax.random.normal(jax.random.PRNGKey(12345), (x.shape[-1], pred.shape[-1]))
+            eps = jnp.sqrt(2.0) * jnp.sin(x @ w.astype(pred.dtype))
         return masked_mean(jnp.mean((pred - eps) ** 2, -1), inputs.mask), {}
