@@ -181,11 +181,10 @@ def exact_check(pre: PVNPretrainer, params, gamma: float) -> dict:
         out["nrmse"].append(float(np.sqrt((err**2).mean()) / exact.std()))
         out["rel_l2"].append(float(np.linalg.norm(err) / np.linalg.norm(exact)))
         out["fire_rate"].append(float(r.mean()))
-        out["rank_floor_nrmse"].append(rank_floor_nrmse(exact, d))
+        floor = rank_floor_nrmse(exact, d)
+        out["rank_floor_nrmse"].append(floor)
         rel = np.linalg.norm(exact)
-        out["rank_floor_rel_l2"].append(
-            rank_floor_nrmse(exact, d) * exact.std() * np.sqrt(exact.size) / rel
-        )
+        out["rank_floor_rel_l2"].append(floor * exact.std() * np.sqrt(exact.size) / rel)
         r64 = r.astype(np.float64)
         td_best = td_fixed_point(best_subspace(exact, d), r64, gamma)
         out["td_floor_rel_l2"].append(float(np.linalg.norm(td_best - exact) / rel))

@@ -1,7 +1,8 @@
 """A deliberately harmful head: regress fresh i.i.d. N(0, 1) targets (a negative control).
 
-Its gradient carries no information about the task, only noise into the shared torso, so a
-balancer that screens conflicting or noisy aux gradients should recover main-only learning.
+Its gradient carries no information about the task, only noise into the shared torso. On
+CartPole PPO its harm goes through gradient-norm clipping rather than through directions that
+conflict with the main loss (docs/bilevel-and-balancers.md), so projections do not undo it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class NoiseTargetConfig(HeadConfig):
     hidden: int = spec(64, ge=1)
     # iid: fresh N(0, 1) per call (zero-mean gradient noise); random_fn: a fixed random function
     # of the observation, sqrt(2) sin(obs W), W ~ N(0, 1) frozen (a consistent, task-irrelevant
-    # target that competes with the task for the torso: harm by direction, not only by norm)
+    # target whose gradient keeps its direction across minibatches)
     target: str = spec("iid", choices=("iid", "random_fn"))
 
 
