@@ -1,9 +1,12 @@
 """Fang & Stachenfeld's (ICLR 2024) 8x8 open gridworld: find a hidden goal, reward 1 there.
 
 The observation is the one-hot agent cell (64), or with `obs="grid"` their 10x10x1 image (walls
--1 around the 8x8 room, agent +1); the goal is not shown. The agent starts on a
-random non-goal cell; actions up/down/left/right (walls block); the episode terminates at the
-goal and is truncated after 150 steps. The goal sits at cell (row, col) = `goal` (default (6, 5)).
+-1 around the 8x8 room, agent +1); the goal is not shown. `shuffle=<seed>` is their `shuffle_obs`:
+the image's 100 pixels go through one fixed random permutation, which keeps the information but
+removes the spatial layout a conv encoder could exploit (their gridworld figures use it).
+The agent starts on a random non-goal cell; actions up/down/left/right (walls block); the
+episode terminates at the goal and is truncated after 150 steps. The goal sits at cell
+(row, col) = `goal` (default (6, 5)).
 Their mid-run goal move (transfer) is a second phase on an env with another `goal`
 (experiments/fs_grid_transfer.py), not a counter inside the env: fresh eval envs must see it too.
 """
@@ -24,9 +27,22 @@ OBS_KINDS = ("onehot", "grid")
 
 
 class FSGrid:
-    def __init__(self, goal: tuple[int, int] = (6, 5), max_steps: int = 150, obs: str = "onehot"):
+    def __init__(
+        self,
+        goal: tuple[int, int] = (6, 5),
+        max_steps: int = 150,
+        obs: str = "onehot",
+        shuffle: int | None = None,
+    ):
         if obs not in OBS_KINDS:
             raise ValueError(f"env.options.obs={obs!r}; accepted: {', '.join(OBS_KINDS)}")
+        if shuffle is not None and obs != "grid":
+            raise ValueError(
+                f"env.options.shuffle={shuffle!r} needs env.options.obs=grid (a permuted one-hot "
+                "is only a relabelling); accepted: shuffle=null, or an int seed with obs=grid"
+            )
+        n_pix = (SIZE + 2) ** 2
+        self.perm = None if shuffle is None else np.random.RandomState(shuffle).permutation(n_pix)
         self.goal = jnp.asarray(goal)
         self.max_steps = max_steps
         self.obs_kind = obs
@@ -37,7 +53,10 @@ class FSGrid:
         if self.obs_kind == "onehot":
             return jax.nn.one_hot(pos[0] * SIZE + pos[1], SIZE * SIZE)
         walls = jnp.pad(jnp.zeros((SIZE, SIZE)), 1, constant_values=-1.0)
-        return walls.at[pos[0] + 1, pos[1] + 1].set(1.0)[..., None]
+        img = walls.at[pos[0] + 1, pos[1] + 1].set(1.0)
+        if self.perm is not None:  # their shuffle_obs: permute the flat image, same shape
+            img = img.reshape(-1)[self.perm].reshape(img.shape)
+        return img[..., None]
 
     def cell_obs(self) -> jax.Array:
         """The observation of every cell, row-major: [64, *obs_shape] (exact evaluation)."""

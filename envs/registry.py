@@ -93,15 +93,20 @@ def check_env_options(name: str, options: dict | None) -> None:
     elif family == "fsgrid" and options:
         from envs.fs_grid import OBS_KINDS
 
-        extra = set(options) - {"obs"}
+        extra = set(options) - {"obs", "shuffle"}
         if extra:
             raise ConfigError(
-                f"env.options: unknown key(s) {sorted(extra)} for {name}; accepted: obs"
+                f"env.options: unknown key(s) {sorted(extra)} for {name}; accepted: obs, shuffle"
             )
-        if options["obs"] not in OBS_KINDS:
+        obs = options.get("obs", "onehot")
+        if obs not in OBS_KINDS:
             accepted = ", ".join(OBS_KINDS)
+            raise ConfigError(f"env.options.obs={obs!r} is out of range; accepted: {accepted}")
+        shuffle = options.get("shuffle")
+        if shuffle is not None and (not isinstance(shuffle, int) or obs != "grid"):
             raise ConfigError(
-                f"env.options.obs={options['obs']!r} is out of range; accepted: {accepted}"
+                f"env.options.shuffle={shuffle!r}: accepted: null, or an int permutation seed "
+                "together with env.options.obs=grid"
             )
     elif options:
         raise ConfigError(

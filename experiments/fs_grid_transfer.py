@@ -82,7 +82,10 @@ def agent_for_goal(cfg, goal: tuple[int, int]):
 
 def run_arm(label: str, overrides: list[str], args) -> dict:
     """Both phases for one arm, seeds vmapped; returns per-seed eval curves per phase."""
-    cfg = load_config(["experiment=fs_grid", *overrides, *args.set, f"num_seeds={args.seeds}"])
+    aux = args.aux_set if any(o.startswith("head=") for o in overrides) else []
+    cfg = load_config(
+        ["experiment=fs_grid", *overrides, *args.set, *aux, f"num_seeds={args.seeds}"]
+    )
     cfg = dataclasses.replace(cfg, total_timesteps=2 * args.phase_steps)
     n_envs = cfg.agent.num_envs
     per_chunk = max(args.eval_every // n_envs, 1)
@@ -182,6 +185,14 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=0.9, help="optimality for steps-to")
     ap.add_argument("--arms", default="", help="comma list of fs_grid variants (default: all)")
     ap.add_argument("--set", nargs="*", default=[], help="extra config overrides (k=v)")
+    ap.add_argument(
+        "--aux-set",
+        nargs="*",
+        default=[],
+        help="overrides for the auxiliary arms only, after --set (e.g. the negative-sampling "
+        "weights heads.latent_pred.w_nbr=0.01 heads.latent_pred.w_rand=0.01 that they selected "
+        "for shuffled observations)",
+    )
     args = ap.parse_args(argv)
     variants = load_config(["experiment=fs_grid"]).variants
     arms = [a for a in args.arms.split(",") if a] or list(variants)

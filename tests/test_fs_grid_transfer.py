@@ -62,3 +62,24 @@ def test_bad_fsgrid_obs_option_names_the_field_and_the_choices():
 
     with pytest.raises(ConfigError, match=r"env.options.obs='pixels'.*onehot, grid"):
         check_env_options("fsgrid/Open8x8", {"obs": "pixels"})
+    with pytest.raises(ConfigError, match=r"env.options.shuffle=3.*obs=grid"):
+        check_env_options("fsgrid/Open8x8", {"obs": "onehot", "shuffle": 3})
+
+
+def test_shuffled_grid_observation_is_one_fixed_pixel_permutation():
+    """`shuffle=<seed>` (their shuffle_obs): every cell's image goes through the same permutation,
+    so the cells stay distinguishable but neighbouring cells no longer light up neighbouring
+    pixels; another seed gives another permutation."""
+    import numpy as np
+
+    from envs.fs_grid import FSGrid
+
+    plain = np.asarray(FSGrid(obs="grid").cell_obs()).reshape(64, -1)
+    shuf = np.asarray(FSGrid(obs="grid", shuffle=0).cell_obs()).reshape(64, -1)
+    perm = FSGrid(obs="grid", shuffle=0).perm
+    np.testing.assert_array_equal(shuf, plain[:, perm])
+    assert not np.array_equal(shuf, plain)
+    assert len({row.tobytes() for row in shuf}) == 64  # still one observation per cell
+    assert not np.array_equal(perm, FSGrid(obs="grid", shuffle=1).perm)
+    agent_pix = shuf.argmax(1)  # where the agent lights up, per cell (row-major)
+    assert np.mean(np.abs(np.diff(agent_pix[:8]))) > 2  # a row's cells are scattered
