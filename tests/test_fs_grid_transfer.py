@@ -83,3 +83,40 @@ def test_shuffled_grid_observation_is_one_fixed_pixel_permutation():
     assert not np.array_equal(perm, FSGrid(obs="grid", shuffle=1).perm)
     agent_pix = shuf.argmax(1)  # where the agent lights up, per cell (row-major)
     assert np.mean(np.abs(np.diff(agent_pix[:8]))) > 2  # a row's cells are scattered
+
+
+def _summary(tmp_path, name, arms):
+    import json
+
+    path = tmp_path / f"{name}.json"
+    phases = lambda a: {p: {"auc_per_seed": list(a)} for p in ("phase1", "phase2")}  # noqa: E731
+    path.write_text(json.dumps({"arms": {k: phases(v) for k, v in arms.items()}}))
+    return str(path)
+
+
+def test_pooling_concatenates_batches_and_bootstraps_the_difference(tmp_path):
+    """Two batches pool to all their seeds; a uniformly better arm's difference CI excludes 0
+    (P 0) and an identical arm's difference is 0 with a CI around it."""
+    import numpy as np
+    import pytest
+
+    from experiments.fs_grid_pool import compare, load_aucs
+
+    rng = np.random.default_rng(0)
+    mf = rng.uniform(0.2, 0.6, 20)
+    a = _summary(tmp_path, "a", {"mf": mf[:10], "better": mf[:10] + 0.2, "same": mf[:10]})
+    b = _summary(tmp_path, "b", {"mf": mf[10:], "better": mf[10:] + 0.2, "same": mf[10:]})
+    aucs = load_aucs([a, b])
+    np.testing.assert_allclose(aucs["mf"]["phase1"], mf)
+    res = compare(aucs, reps=2000)
+    better, same = res["better"]["phase1"], res["same"]["phase2"]
+    assert better["n_seeds"] == 20 and better["diff_mean"] == pytest.approx(0.2)
+    assert better["diff_ci95"][0] > 0 and better["p_diff_le_0"] == 0.0
+    assert same["diff_mean"] == 0.0 and same["diff_ci95"][0] < 0 < same["diff_ci95"][1]
+    lo, hi = res["mf"]["phase1"]["auc_ci95"]
+    assert lo < mf.mean() < hi and "diff_mean" not in res["mf"]["phase1"]
+    with pytest.raises(ValueError, match="--baseline 'model_free'.*mf, better, same"):
+        compare(aucs, baseline="model_free")
+    short = _summary(tmp_path, "c", {"mf": mf[:3], "better": mf[:2], "same": mf[:3]})
+    with pytest.raises(ValueError, match="different seed counts"):
+        load_aucs([a, short])
