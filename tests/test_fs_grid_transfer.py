@@ -120,3 +120,24 @@ def test_pooling_concatenates_batches_and_bootstraps_the_difference(tmp_path):
     short = _summary(tmp_path, "c", {"mf": mf[:3], "better": mf[:2], "same": mf[:3]})
     with pytest.raises(ValueError, match="different seed counts"):
         load_aucs([a, short])
+
+
+def test_head_pre_activation_applies_the_activation_to_h_before_the_q_layers():
+    """Their Q network starts with the activation (act -> Dense 16 -> act -> Dense): with it, the
+    Q values see relu(h), so h and relu(h) give the same Q; without it they differ."""
+    import jax
+    import jax.numpy as jnp
+
+    from rl_aux.networks.network import AgentNetwork, NetworkConfig, make_network
+
+    h = jax.random.normal(jax.random.PRNGKey(0), (16, 4))
+    obs = jnp.zeros((16, 8))
+    for pre, same in ((True, True), (False, False)):
+        cfg = NetworkConfig(
+            hidden=(32, 4), linear_out=True, activation="relu", head_hidden=(16,),
+            head_pre_activation=pre,
+        )  # fmt: skip
+        net = make_network(cfg, 4, (8,), "q")
+        params = net.init(jax.random.PRNGKey(1), obs)
+        q = lambda x: net.apply(params, obs, x, x, method=AgentNetwork.outputs)["q"]  # noqa: B023
+        assert bool(jnp.allclose(q(h), q(jax.nn.relu(h)))) == same

@@ -73,3 +73,37 @@ def test_latent_pred_collapses_without_negative_sampling():
     # measured (seeds fixed): 1.1e-4 (gamma_pred 0) / 8.9e-5 (0.5) collapsed, 1.68 / 1.73 kept
     assert collapsed < 0.05, collapsed
     assert kept > 0.5, kept
+
+
+def test_crar_transition_is_residual_and_mean_reduction_divides_by_the_latent_width():
+    """transition=crar is their T(z, a) = z + f(z, a): zero f's last layer and T is the identity;
+    pos_reduction=mean is their mse_loss, the squared norm over the latent width."""
+    spec = EnvSpec("ring", (N_STATES,), jnp.float32, 2, 100)
+    z = jax.random.normal(jax.random.PRNGKey(0), (8, LATENT))
+    z1 = jax.random.normal(jax.random.PRNGKey(1), (8, LATENT))
+    a = jnp.arange(8) % 2
+    inputs = HeadInputs(
+        obs=z,
+        action=a,
+        reward=jnp.zeros(8),
+        terminated=jnp.zeros(8, bool),
+        truncated=jnp.zeros(8, bool),
+        next_obs=z1,
+        feats={"h": z},
+        next_feats={"h": z1},
+        num_actions=2,
+    )
+    cfg = LatentPredConfig(transition="crar", hidden=16)
+    head = LatentPrediction(cfg, spec)
+    params = head.init(jax.random.PRNGKey(2), inputs)
+    zeroed = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.zeros_like(x) if "Dense_1" in jax.tree_util.keystr(path) else x,
+        params,
+    )
+    assert jnp.allclose(head.module().apply(zeroed, z, a), z)
+    assert not jnp.allclose(head.module().apply(params, z, a), z)
+    pos_sum = head.loss(zeroed, inputs, None)[1]["pos"]
+    mean_head = LatentPrediction(dataclasses.replace(cfg, pos_reduction="mean"), spec)
+    pos_mean = mean_head.loss(zeroed, inputs, None)[1]["pos"]
+    assert jnp.allclose(pos_sum, jnp.mean(jnp.sum((z - z1) ** 2, -1)), rtol=1e-5)
+    assert jnp.allclose(pos_mean, pos_sum / LATENT, rtol=1e-5)

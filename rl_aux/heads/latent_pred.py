@@ -27,15 +27,24 @@ class LatentPredConfig(HeadConfig):
     w_nbr: float = spec(0.1, ge=0.0)  # negative sampling: temporal neighbours
     w_rand: float = spec(0.1, ge=0.0)  # negative sampling: random batch pairs
     temperature: float = spec(5.0, gt=0.0)
+    # crar: their residual T(z, a) = z + Dense(act(Dense_hidden(act([z, a])))) with ReLU
+    # (chingf/auxrl networks/Modules.py T with yamls/dm.yaml); mlp: Dense(tanh(Dense([z, a])))
+    transition: str = spec("mlp", choices=("mlp", "crar"))
+    # mean: their mse_loss, averaged over latent dims; sum: the squared norm (1/d of it in theirs)
+    pos_reduction: str = spec("sum", choices=("sum", "mean"))
 
 
 class _Transition(nn.Module):
     hidden: int
     num_actions: int
+    kind: str = "mlp"
 
     @nn.compact
     def __call__(self, z: Array, action: Array) -> Array:
         x = jnp.concatenate([z, jax.nn.one_hot(action, self.num_actions)], -1)
+        if self.kind == "crar":  # residual: predicts the change of z
+            x = nn.relu(nn.Dense(self.hidden)(nn.relu(x)))
+            return z + nn.Dense(z.shape[-1])(x)
         x = nn.tanh(nn.Dense(self.hidden)(x))
         return nn.Dense(z.shape[-1])(x)
 
@@ -57,7 +66,7 @@ class LatentPrediction(AuxHead):
     requires = frozenset({"next_feats"})
 
     def module(self) -> nn.Module:
-        return _Transition(self.cfg.hidden, self.spec.num_actions)
+        return _Transition(self.cfg.hidden, self.spec.num_actions, self.cfg.transition)
 
     def loss(self, params, inputs: HeadInputs, key):
         """Fang & Stachenfeld 2024 (arXiv 2310.06089), losses of chingf/auxrl auxrl/Agent.py."""
@@ -81,7 +90,8 @@ class LatentPrediction(AuxHead):
                 acts = jnp.arange(self.spec.num_actions)
                 boot = jax.vmap(lambda a: T(z1, jnp.full(inputs.action.shape, a)))(acts).mean(0)
             target = z1 + cfg.gamma_pred * alive[..., None] * jax.lax.stop_gradient(boot)
-        l_pos = _mean(jnp.sum((pred - target) ** 2, -1), w)
+        sq = (pred - target) ** 2
+        l_pos = _mean(sq.mean(-1) if cfg.pos_reduction == "mean" else sq.sum(-1), w)
         flat = z.reshape(-1, z.shape[-1])
         wf = w.reshape(-1)
         d_rand = _dist(flat, jnp.roll(flat, 1, 0))

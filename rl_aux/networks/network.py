@@ -45,6 +45,8 @@ class NetworkConfig:
     core: str = spec("none", choices=("none", "lstm", "gru"))
     core_hidden: int = spec(128, ge=1)
     head_hidden: tuple = ()  # hidden layers between h and the Q/policy/value outputs
+    # the activation on h before the head layers (Fang & Stachenfeld's Q: act -> Dense -> ...)
+    head_pre_activation: bool = False
     rl_reads_sg_features: bool = False  # decoupled mode: RL heads see stop_gradient(h)
 
 
@@ -130,6 +132,8 @@ class AgentNetwork(nn.Module):
     def outputs(self, obs, z, h) -> dict[str, Any]:
         """Every output from the torso features z and history features h (obs: critic torso)."""
         x = jax.lax.stop_gradient(h) if self.cfg.rl_reads_sg_features else h
+        if self.cfg.head_pre_activation:
+            x = self._act(x)
         for layer in self.head_layers:
             x = self._act(layer(x))
         out: dict[str, Any] = {"z": z, "h": h}
