@@ -56,7 +56,8 @@ class DQNConfig:
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
     clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
-    loss: str = spec("mse", choices=("mse", "huber", "l1"))  # l1: Fang & Stachenfeld's code
+    # l1: an early Fang & Stachenfeld Agent.py, replaced by MSE the same day (see docs)
+    loss: str = spec("mse", choices=("mse", "huber", "l1"))
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
     bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
