@@ -21,6 +21,22 @@ class _Encoder(nn.Module):
         return nn.Dense(LATENT)(nn.tanh(nn.Dense(32)(x)))
 
 
+def _head_inputs(obs, next_obs, action, h, next_h) -> HeadInputs:
+    """A batch of unordered transitions (nothing terminal) with features h -> next_h."""
+    n = action.shape[0]
+    return HeadInputs(
+        obs=obs,
+        action=action,
+        reward=jnp.zeros(n),
+        terminated=jnp.zeros(n, bool),
+        truncated=jnp.zeros(n, bool),
+        next_obs=next_obs,
+        feats={"h": h},
+        next_feats={"h": next_h},
+        num_actions=2,
+    )
+
+
 def _spread_after_training(cfg: LatentPredConfig, steps: int = 400) -> float:
     """Train encoder + transition model on a random walk over a ring; mean pairwise distance."""
     spec = EnvSpec("ring", (N_STATES,), jnp.float32, 2, 100)
@@ -34,17 +50,7 @@ def _spread_after_training(cfg: LatentPredConfig, steps: int = 400) -> float:
     z0 = enc.apply(p_enc, obs)
 
     def inputs(pe):
-        return HeadInputs(
-            obs=obs,
-            action=a,
-            reward=jnp.zeros(256),
-            terminated=jnp.zeros(256, bool),
-            truncated=jnp.zeros(256, bool),
-            next_obs=nobs,
-            feats={"h": enc.apply(pe, obs)},
-            next_feats={"h": enc.apply(pe, nobs)},
-            num_actions=2,
-        )
+        return _head_inputs(obs, nobs, a, enc.apply(pe, obs), enc.apply(pe, nobs))
 
     params = {"enc": p_enc, "head": head.init(jax.random.PRNGKey(3), inputs(p_enc))}
     tx = optax.adam(3e-3)
@@ -82,17 +88,7 @@ def test_crar_transition_is_residual_and_mean_reduction_divides_by_the_latent_wi
     z = jax.random.normal(jax.random.PRNGKey(0), (8, LATENT))
     z1 = jax.random.normal(jax.random.PRNGKey(1), (8, LATENT))
     a = jnp.arange(8) % 2
-    inputs = HeadInputs(
-        obs=z,
-        action=a,
-        reward=jnp.zeros(8),
-        terminated=jnp.zeros(8, bool),
-        truncated=jnp.zeros(8, bool),
-        next_obs=z1,
-        feats={"h": z},
-        next_feats={"h": z1},
-        num_actions=2,
-    )
+    inputs = _head_inputs(z, z1, a, z, z1)
     cfg = LatentPredConfig(transition="crar", hidden=16)
     head = LatentPrediction(cfg, spec)
     params = head.init(jax.random.PRNGKey(2), inputs)
