@@ -5,8 +5,8 @@ vmapped program per job; comma-swept keys (`env=a,b head=x,y`) become separate j
 job trains in a fresh `rl-aux train` process (so every launcher - basic, submitit local or
 SLURM, Ray - runs the same code), into `<root>/<swept key=value,...>`, always with
 resume=auto: the first launch starts every run, a relaunched sweep skips finished runs and
-resumes the others from their checkpoints. Launchers: `hydra/launcher=local_parallel|slurm|ray` (experiments/configs/hydra/
-launcher/); default: one job after another in this process's host.
+resumes the others from their checkpoints. Launchers: `hydra/launcher=local_parallel|slurm|
+ray` (experiments/configs/hydra/launcher/); default: one job after another in this process.
 """
 
 from __future__ import annotations

@@ -112,10 +112,9 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
-    resume = resolve_resume(cfg)
     offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
-    check_runner_supports(cfg, resume, offline is not None)  # before NLE workers or compiles
-    cfg = dataclasses.replace(cfg, resume=resume)
+    check_runner_supports(cfg, offline is not None)  # before NLE workers start or any compile
+    cfg = dataclasses.replace(cfg, resume=resolve_resume(cfg))
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
     if offline is not None:  # offline learners (no env stepping) own their host loop
@@ -405,14 +404,15 @@ def resolve_resume(cfg: TrainConfig) -> bool:
     return bool(cfg.resume)
 
 
-def check_runner_supports(cfg: TrainConfig, resume: bool, offline: bool) -> None:
+def check_runner_supports(cfg: TrainConfig, offline: bool) -> None:
     """Refuse what the host loop (NetHack/MiniHack) and offline learners cannot do yet, before
-    any NLE worker starts or anything compiles; `resume` is the resolved cfg.resume."""
+    any NLE worker starts or anything compiles: grid.*, and resume=true (or auto on a run)."""
+    resume = cfg.resume is True or (cfg.resume == "auto" and has_run(cfg.run_dir))
     if offline and resume:
         raise ConfigError(
             f"resume={str(cfg.resume).lower()}: agent={cfg.agent_name} trains offline and keeps no "
-            f"checkpoints (docs/pvn.md), so run_dir={cfg.run_dir!r}, which holds a run, cannot "
-            "be resumed. Accepted: resume=false (or auto) with a new or empty run_dir"
+            f"checkpoints (docs/pvn.md), so it cannot resume run_dir={cfg.run_dir!r}. Accepted: "
+            "resume=false (or auto) with a new or empty run_dir"
         )
     if not cfg.env.name.startswith(HOST_ENV_FAMILIES):
         return
@@ -427,9 +427,9 @@ def check_runner_supports(cfg: TrainConfig, resume: bool, offline: bool) -> None
     if resume:
         raise ConfigError(
             f"resume={str(cfg.resume).lower()}: env={cfg.env.name} is trained by the host loop "
-            f"(agents/host_loop.py), which keeps no checkpoints yet, so run_dir={cfg.run_dir!r}, "
-            "which holds a run, cannot be resumed. Accepted on nethack/* and minihack/* envs: "
-            "resume=false (or auto) with a new or empty run_dir"
+            f"(agents/host_loop.py), which keeps no checkpoints yet, so it cannot resume "
+            f"run_dir={cfg.run_dir!r}. Accepted on nethack/* and minihack/* envs: resume=false "
+            "(or auto) with a new or empty run_dir"
         )
 
 

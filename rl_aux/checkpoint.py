@@ -38,7 +38,7 @@ class Damage:
 
     step: int
     path: str
-    problems: tuple[str, ...]  # e.g. "state/d/ab12: 0 bytes, 9749 written", "meta/metadata: missing"
+    problems: tuple[str, ...]  # e.g. "state/d/ab12: 0 bytes, 9749 written", "x: missing"
 
     def describe(self) -> str:
         return f"{self.path}: {'; '.join(self.problems)}"
