@@ -21,7 +21,7 @@ def train_main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(
             USAGE + "\nOverrides: agent=ppo|dqn, env=gymnax/<task>, head=[a,b], "
-            "experiment=<name>, num_seeds, total_timesteps, seed, run_dir, resume, "
+            "experiment=<name>, num_seeds, total_timesteps, seed, run_dir, resume=true|auto, "
             "grid.lr=[...], logger.wandb.mode=offline, ..."
         )
         return 0
@@ -32,13 +32,14 @@ def train_main(argv: list[str]) -> int:
         return 2
     from experiments.preempt import NonFiniteLoss, Preempted
     from experiments.train import ResumeMismatch, run_experiment
+    from rl_aux.checkpoint import CheckpointDamaged
 
     try:
         run_experiment(cfg, argv)
     except ConfigError as e:
         print(f"rl-aux train: config error: {e}", file=sys.stderr)
         return 2
-    except (FileExistsError, ResumeMismatch) as e:
+    except (FileExistsError, ResumeMismatch, CheckpointDamaged) as e:
         print(f"rl-aux train: {e}", file=sys.stderr)
         return 2
     except NonFiniteLoss as e:

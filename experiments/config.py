@@ -104,7 +104,7 @@ class TrainConfig:
     seed: int = spec(0, ge=0)
     total_timesteps: int = spec(500_000, ge=1)
     run_dir: str = ""
-    resume: bool = False
+    resume: bool | str = spec(False, choices=(False, True, "auto"))  # auto: if run_dir has a run
     grid: dict = dataclasses.field(default_factory=dict)  # hparam -> list of floats (vmapped)
     eval: EvalConfig = EvalConfig()
     logger: LoggerConfig = LoggerConfig()

@@ -71,8 +71,7 @@ def main(argv=None) -> int:
         if os.path.exists(os.path.join(run_dir, "pvn_params.msgpack")):
             print("   (pre-trained already: skipped)", flush=True)
             continue
-        if os.path.exists(os.path.join(run_dir, "config.yaml")):
-            overrides = [*overrides, "resume=true"]  # finished: skipped; stopped: continued
+        overrides = [*overrides, "resume=auto"]  # finished: skipped; stopped: continued
         run(load_config(overrides), quiet=False)
     arms = [f"{args.out}/dqn", *(f"{args.out}/{label}" for label in ARMS)]
     metric = "eval/episodic_return"

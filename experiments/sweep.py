@@ -4,9 +4,9 @@ Seeds and shape-free floats (`grid.lr=[...]`, `grid.<head>.weight=[...]`) stay i
 vmapped program per job; comma-swept keys (`env=a,b head=x,y`) become separate jobs. Each
 job trains in a fresh `rl-aux train` process (so every launcher - basic, submitit local or
 SLURM, Ray - runs the same code), into `<root>/<swept key=value,...>`, always with
-resume=true: a relaunched sweep skips finished runs and resumes the others from their
-checkpoints. Launchers: `hydra/launcher=local_parallel|slurm|ray` (experiments/configs/hydra/
-launcher/); default: one job after another in this process's host.
+resume=auto: the first launch starts every run, a relaunched sweep skips finished runs and
+resumes the others from their checkpoints. Launchers: `hydra/launcher=local_parallel|slurm|
+ray` (experiments/configs/hydra/launcher/); default: one job after another in this process.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def job_dir(root: str, job_overrides: list[str], swept: set[str]) -> str:
 
 
 def run_job(cfg) -> int:
-    """One multirun job: `rl-aux train <the job's overrides> run_dir=... resume=true`."""
+    """One multirun job: `rl-aux train <the job's overrides> run_dir=... resume=auto`."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
@@ -65,7 +65,7 @@ def run_job(cfg) -> int:
     cmd_overrides = [o for o in job if _key(o) not in ("run_dir", "resume", "_sweep_keys_")]
     run_dir = job_dir(root, job, swept)
     cmd = [sys.executable, "-m", "experiments.cli", "train", *cmd_overrides]
-    cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=true"]  # quoted: '=' and ','"
+    cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=auto"]  # quoted: '=' and ','"
     print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
     code = subprocess.run(cmd, check=False).returncode
     if code != 0:

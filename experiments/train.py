@@ -112,9 +112,11 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
+    offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
+    check_runner_supports(cfg, offline is not None)  # before NLE workers start or any compile
+    cfg = dataclasses.replace(cfg, resume=resolve_resume(cfg))
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
-    offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
     if offline is not None:  # offline learners (no env stepping) own their host loop
         return offline(cfg, quiet)
     env, agent = build_agent(cfg)
@@ -168,15 +170,27 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             init_fn = jax.jit(per_device(vinit, mesh, (split, split), specs(axes)))
         state = init_fn(keys, hp_batch)
         start_chunk = 0
-        if cfg.resume and ckpt.latest_step() is not None:
-            state, meta = ckpt.restore(ckpt.latest_step(), state)
-            if mesh is not None:
-                state = jax.device_put(state, run_shardings(mesh, axes))
-            start_chunk = int(meta["chunk"]) + 1
-            _say(
-                quiet,
-                f"resuming {cfg.run_dir} after chunk {meta['chunk']} (step {meta['global_step']})",
-            )
+        if cfg.resume:
+            got = ckpt.restore_latest(state)  # CheckpointDamaged when no checkpoint is intact
+            for bad in got.damaged:  # one line each, quiet or not: the run lost some progress
+                print(
+                    f"rl-aux train: warning: checkpoint step {bad.step} is damaged "
+                    f"({bad.describe()}); moved to {got.moved_to}, resuming from step {got.step}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if got.step is None:
+                _say(quiet, f"resuming {cfg.run_dir}: no checkpoint yet, starting from step 0")
+            else:
+                state, meta = got.state, got.meta
+                if mesh is not None:
+                    state = jax.device_put(state, run_shardings(mesh, axes))
+                start_chunk = int(meta["chunk"]) + 1
+                _say(
+                    quiet,
+                    f"resuming {cfg.run_dir} after chunk {meta['chunk']} "
+                    f"(step {meta['global_step']})",
+                )
         done_steps = min(start_chunk * upc, num_updates) * spu
         store.open_metrics(
             _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
@@ -287,18 +301,25 @@ def _check_finite(rows: list[dict], store: RunStore, ckpt, run_dir: str) -> None
     """Stop with a message naming the loss when any loss of this chunk is NaN/Inf.
 
     The chunk's rows and state are dropped: metrics.csv and the last checkpoint stay the last
-    good ones, so `resume=true` (e.g. with a smaller learning rate) restarts from there."""
+    good ones (or, before the first checkpoint, the message says there is none)."""
     for row in rows:
         bad = [k for k, v in row.items() if "loss" in k and not math.isfinite(v)]
         if bad:
             latest = ckpt.latest_step()
             store.write_status("diverged", global_step=row["global_step"], losses=bad)
             hp = {k: v for k, v in row.items() if k.startswith("hp/")}
+            if latest is None:
+                kept = (
+                    f"{run_dir} has no checkpoint yet (the first is due at checkpoint.every), so "
+                    "there is nothing to resume: fix the cause (e.g. a smaller agent.lr) and "
+                    f"train again into a new run_dir, or remove {run_dir} first."
+                )
+            else:
+                kept = f"{run_dir} keeps its last good checkpoint (chunk {latest}) and metrics."
             raise NonFiniteLoss(
                 f"non-finite loss {bad[0]}={row[bad[0]]} (all: {', '.join(bad)}) in the chunk "
                 f"ending at global_step {row['global_step']}, seed {row['seed']}, grid "
-                f"{row['grid']} {hp}. Stopped; {run_dir} keeps its last good checkpoint "
-                f"(chunk {latest}) and metrics."
+                f"{row['grid']} {hp}. Stopped. {kept}"
             )
 
 
@@ -342,12 +363,89 @@ class ResumeMismatch(ValueError):
     """resume=true with a config that differs from the stored run's (exit code 2)."""
 
 
-# keys a resumed run may change without changing what it computes
-_RESUME_FREE = {"resume", "logger.progress", "logger.wandb.mode", "checkpoint.keep", "run_batching"}
+# keys a resumed run may change without changing what it computes; run_dir is where the run
+# is, not what it computes: a moved or copied run dir resumes
+_RESUME_FREE = {
+    "resume",
+    "run_dir",
+    "logger.progress",
+    "logger.wandb.mode",
+    "checkpoint.keep",
+    "run_batching",
+}
+HOST_ENV_FAMILIES = ("nethack/", "minihack/")  # host-stepped envs (agents/host_loop.py)
+RUN_MARKERS = ("config.yaml", "metrics.csv", "checkpoints")  # what a started run leaves
+
+
+def has_run(run_dir: str) -> bool:
+    """run_dir holds a started run (what resume=true continues and resume=auto looks for)."""
+    return any(os.path.exists(os.path.join(run_dir, m)) for m in RUN_MARKERS)
+
+
+def resolve_resume(cfg: TrainConfig) -> bool:
+    """resume=true|false|auto -> resume or not; resume=true with nothing to resume is an error.
+
+    auto resumes when run_dir holds a run and starts fresh otherwise (launchers and sweeps
+    relaunch the same command); true insists, so a mistyped run_dir is not silently a new run."""
+    if cfg.resume == "auto":
+        return has_run(cfg.run_dir)
+    if cfg.resume is True and not has_run(cfg.run_dir):
+        if not os.path.exists(cfg.run_dir):
+            what = "does not exist"
+        elif not os.listdir(cfg.run_dir):
+            what = "is empty"
+        else:
+            what = f"holds no run (none of {', '.join(RUN_MARKERS)})"
+        raise ConfigError(
+            f"resume=true but run_dir={cfg.run_dir!r} {what}: nothing to resume. Accepted: "
+            "resume=true with the run_dir of a started run, resume=auto (resume if run_dir "
+            "holds a run, else start fresh), or resume=false (start a new run)"
+        )
+    return bool(cfg.resume)
+
+
+def check_runner_supports(cfg: TrainConfig, offline: bool) -> None:
+    """Refuse what the host loop (NetHack/MiniHack) and offline learners cannot do yet, before
+    any NLE worker starts or anything compiles: grid.*, and resume=true (or auto on a run)."""
+    resume = cfg.resume is True or (cfg.resume == "auto" and has_run(cfg.run_dir))
+    if offline and resume:
+        raise ConfigError(
+            f"resume={str(cfg.resume).lower()}: agent={cfg.agent_name} trains offline and keeps no "
+            f"checkpoints (docs/pvn.md), so it cannot resume run_dir={cfg.run_dir!r}. Accepted: "
+            "resume=false (or auto) with a new or empty run_dir"
+        )
+    if not cfg.env.name.startswith(HOST_ENV_FAMILIES):
+        return
+    if cfg.grid:
+        key, values = next(iter(cfg.grid.items()))
+        raise ConfigError(
+            f"grid.{key}={values}: env={cfg.env.name} is trained by the host loop "
+            "(agents/host_loop.py), which runs one hyperparameter point, so grid.* is not "
+            "accepted on nethack/* and minihack/* envs. Accepted: no grid.* override; sweep "
+            f"separate runs instead, e.g. rl-aux sweep env={cfg.env.name} agent.lr=a,b"
+        )
+    if resume:
+        raise ConfigError(
+            f"resume={str(cfg.resume).lower()}: env={cfg.env.name} is trained by the host loop "
+            f"(agents/host_loop.py), which keeps no checkpoints yet, so it cannot resume "
+            f"run_dir={cfg.run_dir!r}. Accepted on nethack/* and minihack/* envs: resume=false "
+            "(or auto) with a new or empty run_dir"
+        )
+
+
+def _relocated(value: Any, old_dir: str, new_dir: str) -> Any:
+    """A stored value with paths under the old run_dir rewritten under the new one."""
+    if isinstance(value, list):
+        return [_relocated(v, old_dir, new_dir) for v in value]
+    if isinstance(value, str) and old_dir and (value + "/").startswith(old_dir.rstrip("/") + "/"):
+        return new_dir.rstrip("/") + value[len(old_dir.rstrip("/")) :]
+    return value
 
 
 def check_resumable(run_dir: str, resolved: dict) -> None:
-    """Refuse to resume a run whose stored config.yaml differs in anything that matters."""
+    """Refuse to resume a run whose stored config.yaml differs in anything that matters.
+
+    The location is not compared: run_dir, and paths under it, may differ (a moved copy)."""
     import yaml
 
     path = os.path.join(run_dir, "config.yaml")
@@ -356,6 +454,9 @@ def check_resumable(run_dir: str, resolved: dict) -> None:
     with open(path) as f:
         old = flatten_dict(yaml.safe_load(f) or {})
     new = flatten_dict(resolved)
+    old_dir = old.get("run_dir")
+    if isinstance(old_dir, str):
+        old = {k: _relocated(v, old_dir, str(new.get("run_dir", ""))) for k, v in old.items()}
     diff = sorted(
         k
         for k in set(old) | set(new)
@@ -500,9 +601,20 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
             if cfg.run_dir != os.path.join("runs", cfg.experiment, cfg.label)
             else os.path.join("runs", cfg.experiment)
         )
+        dirs = {label: os.path.join(base, label) for label in cfg.variants}
+        resume = cfg.resume
+        if resume is True:  # the experiment must have started; its unstarted variants start
+            if not any(has_run(d) for d in dirs.values()):
+                raise ConfigError(
+                    f"resume=true but no variant of experiment {cfg.experiment!r} has started "
+                    f"under {base!r} (looked for {', '.join(dirs.values())}): nothing to "
+                    "resume. Accepted: resume=true after a started run, resume=auto, or "
+                    "resume=false"
+                )
+            resume = "auto"
         for label, extra in cfg.variants.items():
             vcfg = load_config([*overrides, *extra, f"label={label}"])
-            vcfg = dataclasses.replace(vcfg, run_dir=os.path.join(base, label), variants={})
+            vcfg = dataclasses.replace(vcfg, run_dir=dirs[label], variants={}, resume=resume)
             results.append(run(vcfg, quiet))
         plot_root = base
     else:
