@@ -17,11 +17,11 @@ import optax
 from flax import struct
 
 from rl_aux.balance import BALANCERS, balanced_grads
+from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
-    CLIP_SCOPES,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -55,7 +55,7 @@ class DQNConfig:
     anneal_lr: bool = False
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
-    clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
+    clip_scope: str = spec("auto", choices=CLIP_SCOPES)  # rl_aux/clipping.py
     # l1: an early Fang & Stachenfeld Agent.py, replaced by MSE the same day (see docs)
     loss: str = spec("mse", choices=("mse", "huber", "l1"))
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
@@ -106,7 +106,9 @@ class DQN:
         self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
         self.recurrent = False
         self.balancer = balancer_from(cfg)
-        self.tx = make_optimizer(cfg)
+        # a stop-gradient's two sides are clipped apart, so detached equals weight 0
+        self.clip_groups = ClipGroups.from_config(cfg.network, self.suite.heads)
+        self.tx = make_optimizer(cfg, groups=self.clip_groups)
         self.rows = cfg.buffer_size // cfg.num_envs
         self._replay_init, self._replay_add, self._replay_sample = replay_functions(cfg.replay)
         self.sample_reward = None

@@ -20,11 +20,11 @@ from flax import struct
 
 from agents.reward_hook import RewardHook
 from rl_aux.balance import BALANCERS, balanced_grads
+from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
-    CLIP_SCOPES,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -53,7 +53,7 @@ class PPOConfig:
     ent_coef_end: float | None = spec(None, ge=0.0)
     vf_coef: float = spec(0.5, ge=0.0)
     max_grad_norm: float = spec(0.5, gt=0.0)
-    clip_scope: str = spec("global", choices=CLIP_SCOPES)  # per_module: net, each head
+    clip_scope: str = spec("auto", choices=CLIP_SCOPES)  # rl_aux/clipping.py
     lr: float = spec(2.5e-4, gt=0.0)
     anneal_lr: bool = True
     adam_eps: float = spec(1e-5, gt=0.0)
@@ -98,7 +98,9 @@ class PPO:
         self.net = make_network(cfg.network, self.spec.num_actions, self.spec.obs_shape, self.kind)
         self.recurrent = cfg.network.core != "none"
         self.balancer = balancer_from(cfg)
-        self.tx = make_optimizer(cfg)
+        # a stop-gradient's two sides are clipped apart, so detached equals weight 0
+        self.clip_groups = ClipGroups.from_config(cfg.network, self.suite.heads)
+        self.tx = make_optimizer(cfg, groups=self.clip_groups)
         self.reward = None if reward is None else RewardHook(reward, self)
         batch = cfg.num_envs * cfg.num_steps
         split = cfg.num_envs if self.recurrent else batch

@@ -92,7 +92,7 @@ class RewardHook:
             )
             # the learner's optimiser (same state) with eps_root > 0: d sqrt(nu)/d g is infinite
             # where nu = 0, so plain Adam's lookahead is NaN
-            self.inner_opt = make_optimizer(agent.cfg, eps_root=1e-8)
+            self.inner_opt = make_optimizer(agent.cfg, eps_root=1e-8, groups=agent.clip_groups)
             self.critic = PrimaryCritic(mcfg.critic_hidden)
             self.critic_opt = optax.adam(mcfg.critic_lr)
 

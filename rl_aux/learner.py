@@ -7,53 +7,42 @@ import jax.numpy as jnp
 import optax
 
 from rl_aux.balance import Balancer, make_balancer
+from rl_aux.clipping import NO_GROUPS, ClipGroups, clip_transform, resolve_scope
 from rl_aux.heads.suite import HeadSuite
 from rl_aux.types import Array
 
-CLIP_SCOPES = ("global", "per_module")
 
-
-def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
-    """`clip_by_global_norm` applied to each module on its own: every top-level entry of the
-    params (the network) and each head under `params["heads"]`. A head's private gradients
-    then cannot shrink the policy's step, as they do under one global norm (the noise-head
-    control in docs/bilevel-and-balancers.md). Same (empty) state as `clip_by_global_norm`."""
-    inner = optax.clip_by_global_norm(max_norm)
-
-    def clip(tree):
-        return inner.update(tree, inner.init(tree))[0]
-
-    def update(updates, state, params=None):
-        del params
-        out = {k: clip(v) for k, v in updates.items() if k != "heads"}
-        if "heads" in updates:
-            out["heads"] = {name: clip(v) for name, v in updates["heads"].items()}
-        return out, state
-
-    return optax.GradientTransformation(inner.init, update)
-
-
-def _clip_adam(learning_rate, max_grad_norm, eps, clip_scope="global", eps_root=0.0):
-    if clip_scope not in CLIP_SCOPES:
-        raise ValueError(f"agent.clip_scope={clip_scope!r}; accepted: {', '.join(CLIP_SCOPES)}")
-    clip = clip_by_module_norm if clip_scope == "per_module" else optax.clip_by_global_norm
+def clip_and_adam(
+    learning_rate,
+    max_grad_norm: float,
+    eps: float,
+    clip_scope: str = "global",
+    eps_root: float = 0.0,
+    groups: ClipGroups = NO_GROUPS,
+) -> optax.GradientTransformation:
+    """Gradient clipping (`rl_aux/clipping.py`, scope already resolved) then Adam."""
+    clip = clip_transform(clip_scope, max_grad_norm, groups)
     adam = optax.adam(learning_rate, eps=eps, eps_root=eps_root)
-    return optax.chain(clip(max_grad_norm), adam)
+    return optax.chain(clip, adam)
 
 
-def make_optimizer(cfg, eps_root: float = 0.0) -> optax.GradientTransformation:
-    """Gradient-norm clipping (one global norm, or per module: `cfg.clip_scope`) + Adam, with
-    the learning rate injected as state so it can be a traced, per-seed/grid-point value (see
-    `set_lr`). `eps_root` > 0 makes Adam differentiable where a gradient is 0 (lookahead)."""
+def make_optimizer(
+    cfg, eps_root: float = 0.0, groups: ClipGroups = NO_GROUPS
+) -> optax.GradientTransformation:
+    """Gradient-norm clipping (`cfg.clip_scope`: auto clips each part a stop-gradient cuts
+    apart on its own, see `groups`) + Adam, with the learning rate injected as state so it can
+    be a traced, per-seed/grid-point value (see `set_lr`). `eps_root` > 0 makes Adam
+    differentiable where a gradient is 0 (lookahead)."""
     tx = optax.inject_hyperparams(
-        _clip_adam, static_args=("max_grad_norm", "eps", "clip_scope", "eps_root")
+        clip_and_adam, static_args=("max_grad_norm", "eps", "clip_scope", "eps_root", "groups")
     )
     return tx(
         learning_rate=cfg.lr,
         max_grad_norm=cfg.max_grad_norm,
         eps=cfg.adam_eps,
-        clip_scope=getattr(cfg, "clip_scope", "global"),
+        clip_scope=resolve_scope(getattr(cfg, "clip_scope", "auto"), groups),
         eps_root=eps_root,
+        groups=groups,
     )
 
 

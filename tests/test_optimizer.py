@@ -1,11 +1,13 @@
-"""The learners' optimiser: one global clipping norm, or one per module (`agent.clip_scope`)."""
+"""The learners' optimiser: one global clipping norm, one per module, or one per group a
+stop-gradient cuts apart (`agent.clip_scope`)."""
 
 import jax
 import jax.numpy as jnp
 import optax
 import pytest
 
-from rl_aux.learner import _clip_adam, clip_by_module_norm
+from rl_aux.clipping import ClipGroups, clip_by_module_norm, resolve_scope
+from rl_aux.learner import clip_and_adam
 
 
 def _grads(head_scale: float):
@@ -35,7 +37,7 @@ def test_per_module_clip_keeps_the_net_step_independent_of_a_head():
 def test_per_module_equals_global_without_heads():
     g = {"net": _grads(0.0)["net"], "heads": {}}
     for scope in ("global", "per_module"):
-        tx = _clip_adam(1e-3, 0.1, 1e-8, scope)
+        tx = clip_and_adam(1e-3, 0.1, 1e-8, scope)
         u, _ = tx.update(g, tx.init(g), g)
         if scope == "global":
             ref = u
@@ -44,5 +46,5 @@ def test_per_module_equals_global_without_heads():
 
 
 def test_bad_clip_scope_names_the_field_and_choices():
-    with pytest.raises(ValueError, match="agent.clip_scope='layer'.*global, per_module"):
-        _clip_adam(1e-3, 0.5, 1e-8, "layer")
+    with pytest.raises(ValueError, match="agent.clip_scope='layer'.*auto, global, per_module"):
+        resolve_scope("layer", ClipGroups())

@@ -150,6 +150,31 @@ def _import_builtin_heads() -> None:
     )
 
 
+def flatten_time(inputs: HeadInputs) -> HeadInputs:
+    """[T, B, ...] sequence inputs merged to [T*B, ...] for heads whose loss is per transition
+    (recurrent learners hand heads sequences); [B] inputs are returned as they are."""
+    if inputs.action.ndim < 2:
+        return inputs
+    merge = lambda x: x.reshape((x.shape[0] * x.shape[1], *x.shape[2:]))
+    leaves = {
+        f: getattr(inputs, f)
+        for f in (
+            "obs",
+            "action",
+            "reward",
+            "terminated",
+            "truncated",
+            "next_obs",
+            "feats",
+            "next_feats",
+            "target_feats",
+            "target_next_feats",
+            "mask",
+        )
+    }
+    return inputs.replace(**{f: jax.tree.map(merge, v) for f, v in leaves.items()})
+
+
 def masked_mean(x: Array, mask: Array | None) -> Array:
     """Mean over all elements of x [B, ...], counting only rows where mask [B] is 1."""
     import jax.numpy as jnp

@@ -15,7 +15,14 @@ import jax
 import jax.numpy as jnp
 
 from rl_aux.configs import spec
-from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
+from rl_aux.heads.base import (
+    AuxHead,
+    HeadConfig,
+    HeadInputs,
+    flatten_time,
+    masked_mean,
+    register_head,
+)
 from rl_aux.pvn.indicators import Indicators, quantile_loss
 from rl_aux.types import Array
 
@@ -125,6 +132,7 @@ class PVNHead(AuxHead):
 
     def loss(self, params, inputs: HeadInputs, key):
         """TD (gated on the firing rate being near p) + quantile regression of the bias."""
+        inputs = flatten_time(inputs)  # per transition: sequences are just more transitions
         phi_next = jax.lax.stop_gradient(inputs.target_next_feats[self.cfg.features])
         td, qr, m = self.terms(params, inputs.target_head_params, inputs, phi_next)
         on = (jnp.abs(m["fire_rate"] - self.cfg.p) <= self.cfg.warmup_tol * self.cfg.p).astype(
