@@ -88,6 +88,9 @@ class DQN:
     kind = "q"
     # equal across vmapped seeds: kept unbatched (see rl_aux/vectorize.py)
     SHARED_FIELDS = ("update", "grad_steps", "replay.pos", "replay.size")
+    # metrics only a gradient step writes: the trainer averages them over the updates that
+    # learned (`learns`) and leaves them empty before the first one (rl_aux/learner.py)
+    LEARN_METRIC_PREFIXES = ("losses/", "aux/")
 
     def __init__(self, cfg: DQNConfig, env, heads: list[AuxHead], total_updates: int):
         if cfg.network.core != "none":
@@ -184,6 +187,11 @@ class DQN:
             hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
             aux_table=aux_table,
         )
+
+    def learns(self, update):
+        """Whether vector step number `update` (1-based) takes gradient steps; numpy or jnp."""
+        cfg = self.cfg
+        return (update * cfg.num_envs >= cfg.learning_starts) & (update % cfg.train_interval == 0)
 
     def epsilon(self, env_steps):
         cfg = self.cfg
@@ -286,7 +294,7 @@ class DQN:
         eps = self.epsilon(state.update * cfg.num_envs)
         state = state.replace(replay=self._replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
-        learn = (env_steps >= cfg.learning_starts) & (state.update % cfg.train_interval == 0)
+        learn = self.learns(state.update)
         # the branches return only the fields learning changes: a cond that returned the whole
         # state would copy the replay buffer through it at every step
         learned = lambda s: _learned_fields(*self._learn(s))

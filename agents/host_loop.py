@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rl_aux.learner import learned_mean
 from rl_aux.networks.network import network_initial_carry
 from rl_aux.types import Transition
 
@@ -503,6 +504,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
     if cfg.resume:
         raise ValueError("resume=true is not supported on host-stepped envs yet")
     hp = agent.default_hparams()
+    learns = getattr(agent, "learns", None) if agent.kind == "q" else None  # DQN warm-up
     store = RunStore(cfg.run_dir, False)
     store.write_config(scrub_secrets(cfg.to_yaml_dict()))
     spu = agent.steps_per_update
@@ -524,6 +526,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
             state = agent.init(k_init, hp)
             acc = {"eps": 0, "ret": 0.0, "len": 0.0, "m": [], "t": 0.0, "steps": 0, "succ": 0}
             acc["aux"] = 0.0  # aux return of the episodes finished in this logging block
+            acc["learned"] = []  # per update: did it take a gradient step (DQN's learns)
             aux_running = np.zeros(env.num_envs)  # per env, the running episode's aux return
             tail: list[tuple[int, float]] = []
             lost0 = env.lost_episodes
@@ -558,6 +561,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
                 acc["t"] += dt
                 acc["steps"] += spu
                 acc["m"].append(m)
+                acc["learned"].append(bool(learns(i + 1)) if learns is not None else True)
                 if (i + 1) % log_every and i + 1 != num_updates:
                     return
                 step = (i + 1) * spu
@@ -575,7 +579,11 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
                 for k in acc["m"][0]:
                     if k not in skip:
                         name = k if "/" in k else f"charts/{k}"
-                        row[name] = float(np.mean([float(x[k]) for x in acc["m"]]))
+                        values = [float(x[k]) for x in acc["m"]]
+                        if learns is not None and k.startswith(agent.LEARN_METRIC_PREFIXES):
+                            row[name] = learned_mean(values, acc["learned"])
+                        else:
+                            row[name] = float(np.mean(values))
                 row["charts/sps"] = acc["steps"] / max(acc["t"], 1e-9)
                 row["charts/lost_episodes"] = env.lost_episodes - lost0
                 row["charts/worker_restarts"] = env.restarts
@@ -595,6 +603,7 @@ def run_host(cfg, env, agent, quiet: bool = False) -> dict:
                         flush=True,
                     )
                 acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0, aux=0.0)
+                acc["learned"] = []
 
             if agent.kind == "q":
                 HostDQN(agent, env, source, history).train(state, num_updates, k_train, on_update)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: rl-aux {train,sweep,plot,bench} ...
+USAGE = """usage: rl-aux {train,sweep,plot,eval,bench} ...
 
   rl-aux train [hydra overrides...]   e.g. rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4
   rl-aux sweep [overrides...]         hydra multirun: head=a,b env=x,y [hydra/launcher=slurm|ray]
   rl-aux plot RUN_DIR... --out DIR    learning curves + IQM table from logged runs
   rl-aux plot --figure NAME           a figure spec of experiments/figures/ (rliable panels)
+  rl-aux eval RUN_DIR [--checkpoint N] [--episodes K] [--epsilon E] [--video]
+                                      returns per seed (95% CI) of a checkpoint, JSON, GIFs
   rl-aux bench --suite core [--json FILE]   env steps/s, side by side with the raw env
   rl-aux bench --suite nethack        NLE/MiniHack: single env, vector env, recurrent PPO
 """
@@ -67,12 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         from experiments import plot
 
         return plot.main(rest)
+    if cmd == "eval":
+        from experiments import evaluate
+
+        return evaluate.main(rest)
     if cmd == "bench":
         from experiments import bench
 
         return bench.main(rest)
     print(
-        f"rl-aux: unknown command {cmd!r}; accepted: train, sweep, plot, bench\n\n{USAGE}",
+        f"rl-aux: unknown command {cmd!r}; accepted: train, sweep, plot, eval, bench\n\n{USAGE}",
         file=sys.stderr,
     )
     return 2

@@ -25,6 +25,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from experiments import plot
+from experiments.hp_labels import wrap_label
 from experiments.normalise import normaliser
 from experiments.plot import PlotError, Run
 
@@ -277,7 +278,7 @@ def _curves_fig(curves: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Fig
         ax = fig.add_subplot(1, len(tasks), j + 1)
         for i, algo in enumerate(algos):
             c = curves[(curves["algorithm"] == algo) & (curves["task"] == task)]
-            ax.plot(c["global_step"], c["mean"], color=f"C{i % 10}", label=algo)
+            ax.plot(c["global_step"], c["mean"], color=f"C{i % 10}", label=wrap_label(algo))
             ax.fill_between(
                 c["global_step"], c["ci_low"], c["ci_high"], color=f"C{i % 10}", alpha=0.2
             )
@@ -293,7 +294,9 @@ def _curves_fig(curves: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Fig
 
 def _aggregates_fig(agg: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Figure:
     names = list(spec.aggregates)
-    fig = Figure(figsize=(3.2 * len(names), 1.2 + 0.45 * len(algos)))
+    shown = [wrap_label(a) for a in algos]  # whole names over lines, never cut at the edge
+    lines = max((a.count("\n") + 1 for a in shown), default=1)
+    fig = Figure(figsize=(3.2 * len(names), 1.2 + (0.3 + 0.15 * lines) * len(algos)))
     for j, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), j + 1)
         for i, algo in enumerate(algos):
@@ -303,7 +306,7 @@ def _aggregates_fig(agg: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Fi
                 y, r.ci_high - r.ci_low, left=r.ci_low, height=0.6, color=f"C{i % 10}", alpha=0.75
             )
             ax.vlines(r.value, y - 0.3, y + 0.3, color="black")
-        ax.set_yticks(range(len(algos)), algos[::-1] if j == 0 else [""] * len(algos))
+        ax.set_yticks(range(len(algos)), shown[::-1] if j == 0 else [""] * len(algos))
         ax.set_title(name.replace("_", " ").upper() if name == "iqm" else name.replace("_", " "))
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(spec.title or spec.name)
@@ -316,7 +319,7 @@ def _profile_fig(prof: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Figu
     ax = fig.add_subplot()
     for i, algo in enumerate(algos):
         p = prof[prof["algorithm"] == algo]
-        ax.plot(p["tau"], p["fraction"], color=f"C{i % 10}", label=algo)
+        ax.plot(p["tau"], p["fraction"], color=f"C{i % 10}", label=wrap_label(algo))
         ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=f"C{i % 10}", alpha=0.2)
     ax.set_xlabel(f"normalised score threshold tau ({spec.metric})")
     ax.set_ylabel("fraction of runs with score > tau")
@@ -328,13 +331,15 @@ def _profile_fig(prof: pd.DataFrame, algos: list[str], spec: FigureSpec) -> Figu
 
 
 def _improvement_fig(imp: pd.DataFrame, spec: FigureSpec) -> Figure:
-    fig = Figure(figsize=(6.0, 1.2 + 0.45 * len(imp)))
+    shown = [wrap_label(f"P({r.x} > {r.y})") for r in imp.itertuples()]
+    lines = max((a.count("\n") + 1 for a in shown), default=1)
+    fig = Figure(figsize=(6.0, 1.2 + (0.3 + 0.15 * lines) * len(imp)))
     ax = fig.add_subplot()
     for i, r in enumerate(imp.itertuples(index=False)):
         y = len(imp) - 1 - i
         ax.barh(y, r.ci_high - r.ci_low, left=r.ci_low, height=0.6, color=f"C{i % 10}", alpha=0.75)
         ax.vlines(r.probability, y - 0.3, y + 0.3, color="black")
-    ax.set_yticks(range(len(imp)), [f"P({r.x} > {r.y})" for r in imp.itertuples()][::-1])
+    ax.set_yticks(range(len(imp)), shown[::-1])
     ax.set_xlim(0, 1)
     ax.axvline(0.5, color="grey", linestyle="--")
     ax.set_xlabel("probability of improvement")

@@ -24,6 +24,8 @@ import scipy.stats
 import yaml
 from matplotlib.figure import Figure
 
+from experiments import hp_labels
+
 DEFAULT_METRIC = "charts/episodic_return"
 DEFAULT_FINAL_FRAC = 0.1
 NUM_CURVE_POINTS = 100
@@ -160,15 +162,28 @@ def env_name(run: Run) -> str:
     return str(env or "")
 
 
+def grid_point_values(rows: pd.DataFrame) -> dict[str, Any]:
+    """{'hp/lr': 0.001, ...}: the first logged value of each hp/ column of one grid point."""
+    out = {}
+    for col in (c for c in rows.columns if c.startswith(HP_PREFIX)):
+        values = rows[col].dropna()
+        if len(values):
+            out[col] = values.iloc[0]
+    return out
+
+
 def split_configurations(run: Run) -> list[Configuration]:
-    """One configuration per grid point; hp values join the label when there are several."""
+    """One configuration per grid point; when there are several, the label names the
+    hyperparameters that tell them apart ('ppo lr=1e-3, next_latent.weight=0.1')."""
     grids = sorted(int(g) for g in run.metrics["grid"].dropna().unique())
     label = base_label(run)
+    parts = [run.metrics[run.metrics["grid"] == grid] for grid in grids]
+    points = [grid_point_values(rows) for rows in parts]
+    names = hp_labels.grid_labels(points) if len(grids) > 1 else [""] * len(grids)
     out = []
-    for grid in grids:
-        rows = run.metrics[run.metrics["grid"] == grid]
-        name = f"{label} {hp_suffix(rows, grid)}" if len(grids) > 1 else label
-        out.append(Configuration(label=name, env=env_name(run), rows=rows))
+    for grid, rows, name in zip(grids, parts, names, strict=True):
+        full = f"{label} {name or f'grid={grid}'}" if len(grids) > 1 else label
+        out.append(Configuration(label=full, env=env_name(run), rows=rows))
     return out
 
 
@@ -381,7 +396,8 @@ def plot_curves(curves: pd.DataFrame, labels: Sequence[str], metric: str, title:
         c = curves[curves["config"] == label]
         if c.empty:
             continue
-        ax.plot(c["global_step"], c["mean"], color=_color(i), label=label, linewidth=1.6)
+        name = hp_labels.wrap_label(label)
+        ax.plot(c["global_step"], c["mean"], color=_color(i), label=name, linewidth=1.6)
         ax.fill_between(c["global_step"], c["ci_low"], c["ci_high"], color=_color(i), alpha=0.2)
     ax.set_xlabel("env steps")
     ax.set_ylabel(metric)
@@ -395,7 +411,9 @@ def plot_curves(curves: pd.DataFrame, labels: Sequence[str], metric: str, title:
 def plot_finals(finals: pd.DataFrame, metric: str, final_frac: float, title: str) -> Figure:
     """rliable-style interval plot: IQM tick and 95% CI bar per configuration (first on top)."""
     n = len(finals)
-    fig = Figure(figsize=(7.0, 1.2 + 0.45 * n))
+    names = [hp_labels.wrap_label(str(c)) for c in finals["config"]]
+    lines = max((name.count("\n") + 1 for name in names), default=1)
+    fig = Figure(figsize=(7.0, 1.2 + (0.3 + 0.15 * lines) * n))
     ax = fig.add_subplot()
     for i, row in enumerate(finals.itertuples(index=False)):
         y = n - 1 - i
@@ -408,7 +426,7 @@ def plot_finals(finals: pd.DataFrame, metric: str, final_frac: float, title: str
             alpha=0.75,
         )
         ax.vlines(row.iqm, y - 0.3, y + 0.3, color="black", linewidth=1.5)
-    ax.set_yticks(range(n), list(finals["config"])[::-1])
+    ax.set_yticks(range(n), names[::-1], fontsize="small")
     # pad the x range so a CI of width 0 at the data's edge (e.g. success 1.0) stays visible
     # (bars' sticky edges defeat ax.margins)
     lo, hi = float(finals["iqm_ci_low"].min()), float(finals["iqm_ci_high"].max())

@@ -23,12 +23,14 @@ import numpy as np
 
 from envs import make_env
 from experiments.config import TEXT_REWARDS, TrainConfig, agent_classes, flatten_dict
+from experiments.hp_labels import flat_hparams, grid_labels
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
 from rl_aux.configs import ConfigError
 from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
+from rl_aux.learner import learned_mean
 from rl_aux.logging import RunStore, run_status, scrub_secrets
 from rl_aux.rewards import reward_class
 from rl_aux.sharding import (
@@ -91,8 +93,35 @@ def _stack(trees: list) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *trees)
 
 
-def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: list[dict]) -> list:
-    """Per (seed, grid point) rows from chunk metrics m[key] of shape [G*S, updates]."""
+def learned_updates(agent, first_update: int, n: int) -> np.ndarray | None:
+    """Per update of a chunk whose updates are numbered first_update.. (1-based): whether it
+    took a gradient step (None: an agent that learns at every update)."""
+    learns = getattr(agent, "learns", None)
+    if learns is None:
+        return None
+    return np.asarray(learns(np.arange(first_update, first_update + n)), bool)
+
+
+def absent_metrics(agent, m: dict, learned: np.ndarray | None) -> frozenset:
+    """The chunk's metric columns left empty because no update in it took a gradient step."""
+    if learned is None or learned.any():
+        return frozenset()
+    prefixes = getattr(agent, "LEARN_METRIC_PREFIXES", ())
+    return frozenset(k for k in m if k.startswith(prefixes)) if prefixes else frozenset()
+
+
+def _chunk_rows(
+    m: dict,
+    step: int,
+    seeds: list[int],
+    grids: list[int],
+    hps: list[dict],
+    learned: np.ndarray | None = None,
+    learn_prefixes: tuple = (),
+) -> list:
+    """Per (seed, grid point) rows from chunk metrics m[key] of shape [G*S, updates].
+
+    Metrics named by `learn_prefixes` average over the updates `learned` marks (NaN if none)."""
     m = {k: np.asarray(v) for k, v in m.items()}
     eps = m.pop("episodes").sum(1)
     ret = m.pop("episode_return_sum").sum(1)
@@ -105,7 +134,8 @@ def _chunk_rows(m: dict, step: int, seeds: list[int], grids: list[int], hps: lis
         row["charts/episodes"] = int(eps[i])
         for k, v in m.items():
             name = k if "/" in k else f"charts/{k}"
-            row[name] = float(v[i].mean())
+            gated = learned is not None and bool(learn_prefixes) and k.startswith(learn_prefixes)
+            row[name] = learned_mean(v[i], learned) if gated else float(v[i].mean())
         rows.append(row)
     return rows
 
@@ -246,9 +276,12 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             m = to_host(m)
             step = min((c + 1) * upc, num_updates) * spu
             dt = time.time() - tc
-            rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps)
             prev = min(c * upc, num_updates) * spu
-            _check_finite(rows, store, ckpt, cfg.run_dir)
+            learned = learned_updates(agent, c * upc + 1, (step - prev) // spu)
+            prefixes = getattr(agent, "LEARN_METRIC_PREFIXES", ())
+            rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps, learned, prefixes)
+            absent = {k if "/" in k else f"charts/{k}" for k in absent_metrics(agent, m, learned)}
+            _check_finite(rows, store, ckpt, cfg.run_dir, absent)
             if step // eval_every > prev // eval_every or c == n_chunks - 1:
                 ek = jnp.stack(
                     [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in flat_seeds]
@@ -276,7 +309,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             bar.close()
         store.write_status("finished", global_step=done_steps)
         summary = _summary(cfg, store.metrics_path)
-        _say(quiet, _format_summary(cfg, summary))
+        _say(quiet, _format_summary(cfg, summary, hps))
         return summary
     finally:
         stop.__exit__(None, None, None)
@@ -297,13 +330,19 @@ def _stop_on_signal(store: RunStore, ckpt, signum: int, step: int, run_dir: str)
     )
 
 
-def _check_finite(rows: list[dict], store: RunStore, ckpt, run_dir: str) -> None:
+def _check_finite(
+    rows: list[dict], store: RunStore, ckpt, run_dir: str, absent: frozenset | set = frozenset()
+) -> None:
     """Stop with a message naming the loss when any loss of this chunk is NaN/Inf.
 
-    The chunk's rows and state are dropped: metrics.csv and the last checkpoint stay the last
-    good ones (or, before the first checkpoint, the message says there is none)."""
+    `absent` names columns with no value in this chunk (no gradient step yet): their NaN is
+    not divergence. The chunk's rows and state are dropped: metrics.csv and the last
+    checkpoint stay the last good ones (or, before the first checkpoint, the message says
+    there is none)."""
     for row in rows:
-        bad = [k for k, v in row.items() if "loss" in k and not math.isfinite(v)]
+        bad = [
+            k for k, v in row.items() if "loss" in k and k not in absent and not math.isfinite(v)
+        ]
         if bad:
             latest = ckpt.latest_step()
             store.write_status("diverged", global_step=row["global_step"], losses=bad)
@@ -507,10 +546,17 @@ def _summary(cfg: TrainConfig, path: str) -> dict:
     return {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": out}
 
 
-def _format_summary(cfg: TrainConfig, summary: dict) -> str:
-    lines = [f"[{cfg.label}] done -> {cfg.run_dir}", "  grid seed  return(last 10%)  eval_return"]
+def _format_summary(cfg: TrainConfig, summary: dict, hps: list[dict]) -> str:
+    """The end-of-run table; each grid point named by its values (lr=1e-3, a.weight=0.1)."""
+    names = grid_labels([flat_hparams(hp) for hp in hps])
+    lines = [
+        f"[{cfg.label}] done -> {cfg.run_dir}",
+        "  grid seed  return(last 10%)  eval_return  hparams",
+    ]
     for (g, s), v in summary["per_seed"].items():
-        lines.append(f"  {g:>4} {s:>4}  {v['final_return']:>15.2f}  {v['eval_return']:>11.2f}")
+        lines.append(
+            f"  {g:>4} {s:>4}  {v['final_return']:>15.2f}  {v['eval_return']:>11.2f}  {names[g]}"
+        )
     return "\n".join(lines)
 
 

@@ -76,3 +76,17 @@ def episode_metrics(done: Array, episode_return: Array, episode_length: Array) -
         "episode_return_sum": (episode_return * d).sum(),
         "episode_length_sum": (episode_length * d).sum(),
     }
+
+
+def learned_mean(values, learned=None) -> float:
+    """Mean of one run's per-update metric over the updates that took a gradient step.
+
+    `learned` is a bool per update (leading axis of `values`), or None when every update
+    learns. A metric a gradient step writes has no value before the first step: NaN, not 0."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if learned is None or bool(np.all(learned)):
+        return float(values.mean())
+    learned = np.asarray(learned, bool)
+    return float(values[learned].mean()) if learned.any() else float("nan")

@@ -160,14 +160,14 @@ def test_grid_points_are_separate_configurations(tmp_path: Path) -> None:
     out = tmp_path / "fig"
     assert plot.main([str(run), "--out", str(out)]) == 0
     final = pd.read_csv(out / "final.csv").set_index("config")
-    assert list(final.index) == ["ppo lr=0.001", "ppo lr=0.0003"]
+    assert list(final.index) == ["ppo lr=1e-3", "ppo lr=3e-4"]
     assert (final["n_seeds"] == 3).all()
     # grid 1 returns are 10 higher than grid 0 at every step.
     np.testing.assert_allclose(
-        final.loc["ppo lr=0.0003", "iqm"] - final.loc["ppo lr=0.001", "iqm"], 10.0
+        final.loc["ppo lr=3e-4", "iqm"] - final.loc["ppo lr=1e-3", "iqm"], 10.0
     )
     curves = pd.read_csv(out / "curves.csv")
-    assert set(curves["config"]) == {"ppo lr=0.001", "ppo lr=0.0003"}
+    assert set(curves["config"]) == {"ppo lr=1e-3", "ppo lr=3e-4"}
 
 
 def test_sparse_eval_metric(runs: tuple[Path, Path], tmp_path: Path) -> None:
