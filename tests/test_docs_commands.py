@@ -48,19 +48,21 @@ MARKER = re.compile(r'^<!--\s*doc-test:\s*skip\s*(?:"([^"]+)")?\s*\((.+)\)\s*-->
 FAST = [
     (
         "README.md",
-        "rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4 total_timesteps=500000 run_dir=runs/cartpole$",
-    ),  # noqa: E501
+        "rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4 total_timesteps=500000 "
+        "run_dir=runs/cartpole$",
+    ),
     ("README.md", "rl-aux train experiment=dqn_cartpole head=reward_pred"),
     ("README.md", "rl-aux train head=next_latent grid.lr="),
     (
         "README.md",
-        "rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4 total_timesteps=500000 run_dir=runs/cartpole resume=true",
-    ),  # noqa: E501
+        "rl-aux train agent=ppo env=gymnax/CartPole-v1 num_seeds=4 total_timesteps=500000 "
+        "run_dir=runs/cartpole resume=true",
+    ),
     ("README.md", "rl-aux plot runs/cartpole"),
     (
         "add-an-auxiliary-head.md",
         "PYTHONPATH=. rl-aux train plugins=[examples.plugins.inverse_dynamics] agent=ppo",
-    ),  # noqa: E501
+    ),
     ("bilevel-and-balancers.md", "rl-aux train agent=ppo env=barfi/grid-centre reward=blend"),
     ("nethack.md", "rl-aux train experiment=minihack_ppo agent.network.core=none"),
     ("sweeps.md", "rl-aux train experiment=sweep_cartpole$"),

@@ -27,7 +27,10 @@ def _heads_defined_in_the_package() -> dict[str, str]:
 
 def test_every_head_module_in_the_package_is_registered_without_plugins():
     # a fresh interpreter: this session's registry may hold plugin heads of other tests
-    code = "import json; from rl_aux.heads import registered_heads; print(json.dumps(registered_heads()))"
+    code = (
+        "import json; from rl_aux.heads import registered_heads; "
+        "print(json.dumps(registered_heads()))"
+    )
     env = {**os.environ, "PYTHONPATH": ROOT}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
