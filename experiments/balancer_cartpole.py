@@ -24,7 +24,6 @@ from experiments.config import load_config
 from experiments.train import build_agent
 from rl_aux.vectorize import init_seeds, vmapped_chunk
 
-HEADS = "plugins=[rl_aux.heads.next_obs,rl_aux.heads.noise_target]"
 ARMS = {
     "main_only": [],
     "fixed": ["agent.balancer=weighted_sum"],
@@ -54,7 +53,7 @@ def run_arm(
     over = ["experiment=ppo_cartpole", f"num_seeds={seeds}", f"total_timesteps={steps}"]
     over += [f"agent.clip_scope={clip_scope}", *extra]
     if arm != "main_only":
-        over += [HEADS, "head=[next_obs,noise_target]", f"heads.noise_target.weight={noise_weight}"]
+        over += ["head=[next_obs,noise_target]", f"heads.noise_target.weight={noise_weight}"]
         over += [f"heads.noise_target.target={noise_target}"]
     cfg = load_config(over + ARMS[arm])  # the arm's own settings win over `extra`
     _, agent = build_agent(cfg)

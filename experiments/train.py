@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs import make_env
+from experiments import doc_test
 from experiments.config import TEXT_REWARDS, TrainConfig, agent_classes, flatten_dict
 from experiments.hp_labels import flat_hparams, grid_labels
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
@@ -148,8 +149,14 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
     if offline is not None:  # offline learners (no env stepping) own their host loop
+        if doc_test.enabled():
+            print(f"{doc_test.ENV_VAR}=1: offline learner, budget NOT capped", file=sys.stderr)
         return offline(cfg, quiet)
     env, agent = build_agent(cfg)
+    capped = doc_test.cap(cfg, agent.steps_per_update)  # unchanged unless RL_AUX_DOC_TEST=1
+    if capped is not cfg:
+        cfg = capped
+        agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
     if getattr(env, "host_stepped", False):  # NLE/MiniHack: jitted act + update, host loop
         from agents.host_loop import run_host
 

@@ -131,7 +131,6 @@ def test_gradnorm_runs_in_jitted_ppo_cartpole_with_two_heads():
         [
             "experiment=ppo_cartpole",
             "num_seeds=1",
-            "plugins=[rl_aux.heads.next_obs,rl_aux.heads.noise_target]",
             "head=[next_obs,noise_target]",
             "agent.balancer=gradnorm",
             "agent.gradnorm_alpha=1.5",

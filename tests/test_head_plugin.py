@@ -1,85 +1,43 @@
-"""A head defined only in this file trains with PPO and DQN: no library file is edited.
+"""A head outside the library trains with PPO and DQN through `plugins=[...]`: no library file
+is edited.
 
-The block between the markers is, verbatim, the example of docs/add-an-auxiliary-head.md.
+The head is examples/plugins/inverse_dynamics.py, whose code (below its module docstring) is,
+verbatim, the example of docs/add-an-auxiliary-head.md.
 """
 
-# --- begin example head ---
-import dataclasses
+import ast
+import os
 
-import flax.linen as nn
-import jax.numpy as jnp
-import optax
+import pandas as pd
+import pytest
 
-from rl_aux.configs import spec
-from rl_aux.heads import AuxHead, HeadConfig, HeadInputs, register_head
-from rl_aux.heads.base import masked_mean
-
-
-@dataclasses.dataclass(frozen=True)
-class InverseDynamicsConfig(HeadConfig):
-    hidden: int = spec(64, ge=1)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "plugins", "inverse_dynamics.py")
+PLUGIN = "plugins=[examples.plugins.inverse_dynamics]"
 
 
-class InverseDynamicsModule(nn.Module):
-    hidden: int
-    num_actions: int
-
-    @nn.compact
-    def __call__(self, z, z_next):
-        x = jnp.concatenate([z, z_next], axis=-1)
-        return nn.Dense(self.num_actions)(nn.relu(nn.Dense(self.hidden)(x)))
-
-
-@register_head("inverse_dynamics")
-class InverseDynamics(AuxHead):
-    """Predicts a_t from features of (o_t, o_{t+1}) (Pathak et al. 2017, Sec. 2.2)."""
-
-    Config = InverseDynamicsConfig
-    requires = frozenset({"next_feats"})  # the learner also computes features of next_obs
-
-    def module(self) -> nn.Module:
-        return InverseDynamicsModule(self.cfg.hidden, self.spec.num_actions)
-
-    def init(self, key, inputs: HeadInputs):
-        z = self.features(inputs.feats)
-        return self.module().init(key, z, z)
-
-    def loss(self, params, inputs: HeadInputs, key):
-        """Inverse model, Pathak et al. 2017 Eq. 2: cross-entropy of the taken action."""
-        z, z_next = self.features(inputs.feats), self.features(inputs.next_feats)
-        logits = self.module().apply(params, z, z_next)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, inputs.action)
-        acc = (jnp.argmax(logits, -1) == inputs.action).astype(jnp.float32)
-        return masked_mean(ce, inputs.mask), {"accuracy": masked_mean(acc, inputs.mask)}
-
-
-# --- end example head ---
-
-import os  # noqa: E402  (the test's own imports come after the example)
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-
-def _example_source() -> str:
-    text = open(__file__).read()
-    return text.split("# --- begin example head ---\n")[1].split("# --- end example head ---")[0]
+def _example_code() -> str:
+    """The example file's text after its module docstring."""
+    text = open(EXAMPLE).read()
+    first_stmt = ast.parse(text).body[1].lineno  # body[0] is the docstring
+    return "".join(text.splitlines(keepends=True)[first_stmt - 1 :])
 
 
 def test_docs_show_exactly_this_head():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    doc = open(os.path.join(root, "docs", "add-an-auxiliary-head.md")).read()
-    assert _example_source().strip() in doc
+    doc = open(os.path.join(ROOT, "docs", "add-an-auxiliary-head.md")).read()
+    assert _example_code().strip() in doc
 
 
 @pytest.mark.parametrize("agent,steps", [("ppo", 40_000), ("dqn", 30_000)])
-def test_new_head_trains_with_each_learner(tmp_path, agent, steps):
+def test_new_head_trains_with_each_learner(tmp_path, monkeypatch, agent, steps):
     from experiments.config import load_config
     from experiments.train import run
 
+    monkeypatch.syspath_prepend(ROOT)  # `examples` is importable from the repository root
     run_dir = str(tmp_path / agent)
     cfg = load_config(
         [
+            PLUGIN,
             f"agent={agent}",
             "head=inverse_dynamics",
             "num_seeds=2",

@@ -145,6 +145,8 @@ def _import_builtin_heads() -> None:
         future,
         latent_pred,
         next_latent,
+        next_obs,
+        noise_target,
         pvn,
         reward_pred,
     )
