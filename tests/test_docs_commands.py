@@ -85,6 +85,10 @@ DEPENDS = {
         "rl-aux train experiment=llm_keyroom_ppo",
     ),
     ("sweeps.md", "rl-aux train experiment=sweep_cartpole resume=true"): FAST[8],
+    **{
+        ("evaluate.md", f"rl-aux eval runs/cp{tail}"): ("evaluate.md", "rl-aux train agent=ppo")
+        for tail in ("$", " --episodes", " --video")
+    },
 }
 # command prefix -> flags appended to shrink a study script or benchmark (not `rl-aux train`)
 BUDGET_ARGS = {
