@@ -154,7 +154,9 @@ def train_help() -> str:
         shown = [n.partition("/")[2] for n in names[:3]]
         more = ", ..." if len(names) > 3 else ""
         what = ", ".join(shown) + more if names else "(not installed)"
-        env_lines.append(_clip(f"    {fam + '/':12} {len(names):>4}  {FAMILY_NOTES[fam]}: {what}", 99))
+        env_lines.append(
+            _clip(f"    {fam + '/':12} {len(names):>4}  {FAMILY_NOTES[fam]}: {what}", 99)
+        )
     keys = [_clip(f"    {k:16} {d:8} {c}".rstrip(), 99) for k, d, c in top_level_keys()]
     exps = [_clip(f"    {k:24} {v}".rstrip(), 99) for k, v in experiments().items()]
     plugin = "\n               ".join(f"{h} (plugins=[{m}])" for h, m in PLUGIN_HEADS.items())

@@ -142,9 +142,16 @@ _TOP_LEVEL = [
 TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 
 
+_REGISTERED_FOR: set[tuple] = set()  # (heads, rewards) the ConfigStore already holds
+
+
 def _register_generated_groups() -> None:
     from hydra.core.config_store import ConfigStore
 
+    key = (tuple(registered_heads()), tuple(registered_rewards()))
+    if key in _REGISTERED_FOR:  # the nodes are the dataclass defaults: storing once suffices
+        return
+    _REGISTERED_FOR.add(key)
     cs = ConfigStore.instance()
     for name, (_, cfg_cls) in agent_classes().items():
         cs.store(group="agent", name=name, node={"name": name, **to_dict(cfg_cls())})
@@ -216,7 +223,7 @@ def check_override_syntax(overrides: list[str]) -> None:
     """Raise ConfigError naming the first override hydra's grammar cannot parse (before any
     plugin import or compose, so `agent.lr=[` says which argument is wrong)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
+    from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     for o in overrides:
@@ -227,7 +234,7 @@ def check_override_syntax(overrides: list[str]) -> None:
             )
         try:
             parser.parse_override(_force_grid(o))
-        except OverrideParseException as e:
+        except HydraException as e:  # the parser raises HydraException or a subclass
             why = str(e).splitlines()[0]
             raise ConfigError(f"malformed override {o!r} ({why}); {OVERRIDE_SYNTAX}") from None
 
@@ -255,13 +262,17 @@ def _force_grid(override: str) -> str:
 
 
 def _missing_option_message(msg: str) -> str:
-    m = re.search(r"Could not find '([^']+)'", msg)
+    m = re.search(r"Could not (?:find|load) '([^']+)'", msg)
     opts = re.search(r"Available options in '([^']+)':\n((?:\t[^\n]*\n?)*)", msg)
     if not m:
-        return msg.strip()
+        return msg.strip().splitlines()[0]
     missing = m.group(1)
     group, _, option = missing.rpartition("/")
     choices = opts.group(2).split() if opts else []
+    if not choices and group in ("head", "agent", "reward"):  # a list item (head=[a,nope])
+        choices = {"head": registered_heads, "agent": lambda: list(agent_classes())}.get(
+            group, registered_rewards
+        )()
     if group.startswith("env"):
         from envs.registry import check_env_name, unknown_env_message
 
@@ -360,7 +371,9 @@ def build(raw: dict) -> TrainConfig:
     agent_name = agent_raw.pop("name", "ppo")
     if agent_name not in agents:
         raise ConfigError(
-            unknown_name_message("agent", agent_name, list(agents), "agent", "rl-aux describe agent")
+            unknown_name_message(
+                "agent", agent_name, list(agents), "agent", "rl-aux describe agent"
+            )
         )
     agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
     env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")

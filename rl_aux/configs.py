@@ -79,7 +79,9 @@ def check_value(path: str, value: Any, meta: dict) -> None:
         if "choices" in meta and isinstance(value, str):
             close = difflib.get_close_matches(value, [str(c) for c in meta["choices"]], n=3)
         hint = f" did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"{path}={value!r} is out of range;{hint} accepted: {accepted_text(meta)}")
+        raise ConfigError(
+            f"{path}={value!r} is out of range;{hint} accepted: {accepted_text(meta)}"
+        )
 
 
 def _coerce(path: str, value: Any, tp: Any) -> Any:

@@ -38,7 +38,7 @@ def test_cli_process_exit_code():
         text=True,
         timeout=120,
     )
-    assert p.returncode == 2 and "Accepted: dqn, ppo" in p.stderr
+    assert p.returncode == 2 and "Accepted (4): dqn, ppo" in p.stderr
 
 
 def test_good_config_resolves_defaults():
