@@ -82,6 +82,23 @@ def test_bad_input_exits_2_naming_the_field(argv, expect, capsys, tmp_path):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["agent.lr=["], ["malformed override 'agent.lr=['"]),
+        (["head=reward_pred,nxt_latent"], ["head='nxt_latent'", "next_latent"]),
+        (["foo=1,2"], ["foo is not a known key"]),
+        (["agent.lr=0.001,-1"], ["agent.lr=-1.0", "> 0"]),
+    ],
+)
+def test_bad_sweep_exits_2_before_any_job(argv, expect, capsys, tmp_path):
+    assert main(["sweep", f"run_dir={tmp_path}/s", *argv]) == 2
+    err = capsys.readouterr().err
+    for word in expect:
+        assert word in err, err
+    assert not (tmp_path / "s").exists()
+
+
 def test_unknown_env_message_is_short_and_points_to_the_full_list(capsys):
     assert main(["train", "env=gymnax/Nope"]) == 2
     err = capsys.readouterr().err
