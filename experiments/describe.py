@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import sys
 import typing
@@ -144,7 +145,9 @@ def describe_section(section: str) -> list[str]:
         "distributed": config.DistributedConfig,
         "llm": config.LLMConfig,
     }[section]
-    return [_doc_line(cls), *describe_fields(cls, f"{section}.")]
+    doc = _doc_line(cls)
+    fields = describe_fields(cls, f"{section}.")
+    return [doc, *fields] if doc else fields
 
 
 def describe_option(group: str, name: str) -> list[str]:
@@ -233,11 +236,11 @@ def _unknown_group(arg: str) -> str:
 
 def describe(args: list[str]) -> str:
     """The text `rl-aux describe ARGS` prints; DescribeError on an unknown group or option."""
-    from experiments.config import import_plugins
-
     plugins = [a for a in args if a.startswith("plugins=")]
     args = [a for a in args if not a.startswith("plugins=")]
-    if plugins:
+    if plugins:  # only then the heavy import: listings stay jax-free
+        from experiments.config import import_plugins
+
         import_plugins(plugins)
     if not args:
         rows = [f"  {g:12} {d}" for g, d in GROUPS.items()]
@@ -274,8 +277,13 @@ def main(argv: list[str]) -> int:
         print(USAGE)
         return 0
     try:
-        print(describe(argv))
+        text = describe(argv)
     except (DescribeError, ValueError) as e:  # ValueError: rl_aux.configs.ConfigError
         print(f"rl-aux describe: {e}", file=sys.stderr)
         return 2
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `rl-aux describe env | head`: the reader stopped early
+        sys.stdout = open(os.devnull, "w")  # python's documented idiom: no second error at exit
     return 0

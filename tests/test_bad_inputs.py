@@ -180,6 +180,7 @@ def test_fuzzed_overrides_exit_0_or_2_never_a_traceback(capsys, tmp_path, monkey
 def test_train_help_is_fast_and_does_not_import_jax():
     code = (
         "import sys; from experiments.cli import main; rc = main(['train', '--help']); "
+        "rc = rc or main(['describe', 'env']) or main(['describe', 'head']); "
         "heavy = [m for m in ('jax', 'flax', 'hydra', 'omegaconf', 'optax') if m in sys.modules]; "
         "assert not heavy, heavy; sys.exit(rc)"
     )
