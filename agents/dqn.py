@@ -18,7 +18,7 @@ from flax import struct
 
 from rl_aux.balance import BALANCERS, balanced_grads
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
-from rl_aux.configs import spec
+from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
@@ -94,12 +94,14 @@ class DQN:
 
     def __init__(self, cfg: DQNConfig, env, heads: list[AuxHead], total_updates: int):
         if cfg.network.core != "none":
-            raise ValueError(
-                "agent.network.core must be 'none' for DQN (recurrent DQN is not built)"
+            raise ConfigError(
+                f"agent.network.core={cfg.network.core!r}: DQN has no recurrent variant; "
+                "accepted: none (recurrent cores lstm/gru need agent=ppo)"
             )
         if cfg.buffer_size < cfg.num_envs * (cfg.n_step + 1):
-            raise ValueError(
-                f"agent.buffer_size={cfg.buffer_size} is too small for num_envs x n_step"
+            raise ConfigError(
+                f"agent.buffer_size={cfg.buffer_size} is too small; accepted: >= agent.num_envs "
+                f"x (agent.n_step + 1) = {cfg.num_envs * (cfg.n_step + 1)}"
             )
         self.cfg = cfg
         self.env = env

@@ -21,7 +21,7 @@ from flax import struct
 from agents.reward_hook import RewardHook
 from rl_aux.balance import BALANCERS, balanced_grads
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
-from rl_aux.configs import spec
+from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.learner import (
@@ -106,7 +106,7 @@ class PPO:
         split = cfg.num_envs if self.recurrent else batch
         if split % cfg.num_minibatches:
             what = "num_envs" if self.recurrent else "num_envs * num_steps"
-            raise ValueError(
+            raise ConfigError(
                 f"agent.num_minibatches={cfg.num_minibatches} must divide {what}={split}"
             )
 

@@ -26,7 +26,7 @@ import optax
 from flax import struct
 
 from agents.dqn import DQN, DQNConfig
-from rl_aux.configs import spec
+from rl_aux.configs import ConfigError, spec
 from rl_aux.dataset import load_transitions
 from rl_aux.heads.base import HeadInputs
 from rl_aux.heads.pvn import PVNConfig, PVNHead
@@ -80,7 +80,10 @@ class PVNPretrainer:
         decay_steps: int = 0,
     ):
         if network.core != "none":
-            raise ValueError("agent.network.core must be 'none' for PVN pre-training")
+            raise ConfigError(
+                f"agent.network.core={network.core!r}: PVN pre-training has no recurrent "
+                "variant; accepted: none"
+            )
         self.spec = spec
         self.net = make_network(network, spec.num_actions, spec.obs_shape, "q")
         self.head = PVNHead(head_cfg, spec)

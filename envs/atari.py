@@ -90,7 +90,7 @@ def check_game(game: str) -> str:
     raise ValueError(
         f"env.name='atari/{game}' is not an ALE game.{hint} "
         f"Accepted: atari/<Game> for the {len(games)} ROMs ale-py ships "
-        f"(e.g. atari/Breakout, atari/MsPacman)."
+        f"(e.g. atari/Breakout, atari/MsPacman; list them all: rl-aux describe env=atari)."
     )
 
 

@@ -7,6 +7,7 @@ ale-py ships (needs the `atari` extra); other families register here.
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 
 from envs.barfi_grid import AUX_KINDS as BARFI_AUX
 from envs.barfi_grid import BarfiGrid, BarfiVecEnv
@@ -67,11 +68,23 @@ def check_env_name(name: str) -> None:
         from envs.atari import check_game
 
         check_game(task)  # raises ImportError with the install hint, or close matches
-    close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.4)
+    raise ValueError(unknown_env_message(name))
+
+
+def unknown_env_message(name: str) -> str:
+    """`env.name=<name>` is unknown: close matches, the families with their counts, and the
+    command that lists every env (the full list runs to hundreds of names)."""
+    envs = registered_envs()
+    close = difflib.get_close_matches(name, envs, n=5, cutoff=0.5)
+    lower = {n.lower(): n for n in envs}
+    if name.lower() in lower and lower[name.lower()] not in close:
+        close.insert(0, lower[name.lower()])  # only the case differs
     hint = f" Close matches: {', '.join(close)}." if close else ""
-    raise ValueError(
-        f"env.name={name!r} is not a registered environment.{hint} "
-        f"Accepted: {', '.join(registered_envs())}."
+    families = Counter(n.partition("/")[0] for n in envs)
+    fams = ", ".join(f"{f}/* ({k})" for f, k in families.items())
+    return (
+        f"env.name={name!r} is not a registered environment.{hint} Accepted ({len(envs)}): "
+        f"{fams}; list them all: rl-aux describe env (one family: rl-aux describe env=gymnax)"
     )
 
 
@@ -145,9 +158,4 @@ def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 
         return BarfiVecEnv(task.removeprefix("grid-"), num_envs)
     if family == "four_rooms" and task in FOUR_ROOMS_TASKS:
         return JaxVecEnv(make_four_rooms(task), num_envs)
-    close = difflib.get_close_matches(name, registered_envs(), n=5, cutoff=0.5)
-    hint = f" Close matches: {', '.join(close)}." if close else ""
-    raise ValueError(
-        f"env.name={name!r} is not a registered environment.{hint} "
-        f"Accepted: {', '.join(registered_envs())}."
-    )
+    raise ValueError(unknown_env_message(name))

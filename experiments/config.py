@@ -13,12 +13,20 @@ import dataclasses
 import difflib
 import os
 import re
+import tempfile
 from typing import Any
 
 from envs.nethack import NetHackOptions
-from rl_aux.configs import ConfigError, check_value, from_dict, spec, to_dict
+from rl_aux.configs import (
+    ConfigError,
+    check_value,
+    from_dict,
+    spec,
+    to_dict,
+    unknown_name_message,
+)
 from rl_aux.cpu_threads import resolve_cpu_threads
-from rl_aux.heads.base import HeadConfig, head_class, registered_heads
+from rl_aux.heads.base import PLUGIN_HINT, HeadConfig, head_class, registered_heads
 from rl_aux.llm.config import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.vectorize import RUN_BATCHINGS
@@ -134,9 +142,16 @@ _TOP_LEVEL = [
 TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 
 
+_REGISTERED_FOR: set[tuple] = set()  # (heads, rewards) the ConfigStore already holds
+
+
 def _register_generated_groups() -> None:
     from hydra.core.config_store import ConfigStore
 
+    key = (tuple(registered_heads()), tuple(registered_rewards()))
+    if key in _REGISTERED_FOR:  # the nodes are the dataclass defaults: storing once suffices
+        return
+    _REGISTERED_FOR.add(key)
     cs = ConfigStore.instance()
     for name, (_, cfg_cls) in agent_classes().items():
         cs.store(group="agent", name=name, node={"name": name, **to_dict(cfg_cls())})
@@ -169,10 +184,15 @@ def compose(overrides: list[str]) -> dict:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    check_override_syntax(overrides)
     import_plugins(overrides)
     _register_generated_groups()
     GlobalHydra.instance().clear()
@@ -182,12 +202,41 @@ def compose(overrides: list[str]) -> dict:
             return OmegaConf.to_container(cfg, resolve=True)
     except MissingConfigException as e:
         raise ConfigError(_missing_option_message(str(e))) from None
+    except OverrideParseException as e:
+        raise ConfigError(f"malformed override: {str(e).splitlines()[0]}") from None
     except ConfigCompositionException as e:
         raise ConfigError(_override_message(str(e), overrides)) from None
     except OmegaConfBaseException as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+OVERRIDE_SYNTAX = (
+    "accepted: key=value, lists as key=[a,b], a group option as group=name (e.g. "
+    "env=gymnax/CartPole-v1), strings with spaces or brackets quoted: 'label=\"a b\"' "
+    "(https://hydra.cc/docs/advanced/override_grammar/basic/)"
+)
+
+
+def check_override_syntax(overrides: list[str]) -> None:
+    """Raise ConfigError naming the first override hydra's grammar cannot parse (before any
+    plugin import or compose, so `agent.lr=[` says which argument is wrong)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for o in overrides:
+        if o.startswith("-"):
+            raise ConfigError(
+                f"{o!r} is not an override or a known option of `rl-aux train`; accepted "
+                "options: --help, --cfg job (print the resolved config); see rl-aux train --help"
+            )
+        try:
+            parser.parse_override(_force_grid(o))
+        except HydraException as e:  # the parser raises HydraException or a subclass
+            why = str(e).splitlines()[0]
+            raise ConfigError(f"malformed override {o!r} ({why}); {OVERRIDE_SYNTAX}") from None
 
 
 def import_plugins(overrides: list[str]) -> list[str]:
@@ -213,16 +262,19 @@ def _force_grid(override: str) -> str:
 
 
 def _missing_option_message(msg: str) -> str:
-    m = re.search(r"Could not find '([^']+)'", msg)
+    m = re.search(r"Could not (?:find|load) '([^']+)'", msg)
     opts = re.search(r"Available options in '([^']+)':\n((?:\t[^\n]*\n?)*)", msg)
     if not m:
-        return msg.strip()
+        return msg.strip().splitlines()[0]
     missing = m.group(1)
     group, _, option = missing.rpartition("/")
     choices = opts.group(2).split() if opts else []
+    if not choices and group in ("head", "agent", "reward"):  # a list item (head=[a,nope])
+        choices = {"head": registered_heads, "agent": lambda: list(agent_classes())}.get(
+            group, registered_rewards
+        )()
     if group.startswith("env"):
-        from envs import registered_envs
-        from envs.registry import check_env_name
+        from envs.registry import check_env_name, unknown_env_message
 
         option = missing.partition("/")[2]
         try:  # a known family explains itself (close matches, or what to install)
@@ -230,11 +282,10 @@ def _missing_option_message(msg: str) -> str:
         except (ValueError, ImportError) as e:
             if option.startswith("atari/"):
                 return str(e)
-        choices = registered_envs()
-        group = "env"
-    close = difflib.get_close_matches(option, choices, n=5, cutoff=0.4)
-    hint = f" Close matches: {', '.join(close)}." if close else ""
-    return f"{group}={option} is not a known option.{hint} Accepted: {', '.join(choices)}"
+        return "env=" + unknown_env_message(option).removeprefix("env.name=")
+    what = {"head": "head", "agent": "agent", "reward": "reward module"}.get(group, "option")
+    msg = unknown_name_message(group, option, choices, what, f"rl-aux describe {group}")
+    return f"{msg}. {PLUGIN_HINT}" if group == "head" else msg
 
 
 def _override_message(msg: str, overrides: list[str]) -> str:
@@ -320,7 +371,9 @@ def build(raw: dict) -> TrainConfig:
     agent_name = agent_raw.pop("name", "ppo")
     if agent_name not in agents:
         raise ConfigError(
-            f"agent={agent_name} is not a known option. Accepted: {', '.join(agents)}"
+            unknown_name_message(
+                "agent", agent_name, list(agents), "agent", "rl-aux describe agent"
+            )
         )
     agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
     env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")
@@ -334,7 +387,13 @@ def build(raw: dict) -> TrainConfig:
 
     check_env_options(env_cfg.name, env_cfg.options)  # before any compile
     heads = {}
-    for name, hraw in (raw.pop("heads", None) or {}).items():
+    heads_raw = raw.pop("heads", None) or {}
+    if not isinstance(heads_raw, dict):
+        raise ConfigError(
+            f"heads={heads_raw!r} must be a mapping; select heads with head=<name> (or "
+            "head=[a,b]) and set them with heads.<name>.<field>=... (rl-aux describe head)"
+        )
+    for name, hraw in heads_raw.items():
         try:
             cls = head_class(name)
         except KeyError as e:
@@ -416,9 +475,16 @@ def _check_grid(grid: dict, heads: dict) -> None:
     """Grid axes: `lr` and `<head>.weight`; each a non-empty list of numbers."""
     accepted = ["lr", *[f"{h}.weight" for h in heads]]
     for key, values in grid.items():
+        head, _, field = key.partition(".")
+        if key not in accepted and field == "weight" and head in registered_heads():
+            raise ConfigError(
+                f"grid.{key}: head {head!r} is not selected; select it with head={head} (or "
+                f"head=[{head},...]) to sweep its weight. Vmappable now: {', '.join(accepted)}"
+            )
         if key not in accepted:
             raise ConfigError(
-                f"grid.{key} is not a vmappable hyperparameter. Accepted: {', '.join(accepted)}"
+                f"grid.{key} is not a vmappable hyperparameter. Accepted: {', '.join(accepted)} "
+                "(grid.<head>.weight for each selected head)"
             )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}={values!r} must be a non-empty list of numbers")
@@ -427,6 +493,32 @@ def _check_grid(grid: dict, heads: dict) -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ConfigError(f"grid.{key} holds {v!r}; accepted: numbers")
             check_value(f"grid.{key}", v, meta)
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Raise ConfigError unless `run_dir` can be created and written (checked before any
+    compile by creating it and a probe file; directories this check created are removed)."""
+    created = []
+    probe = os.path.abspath(run_dir)
+    while not os.path.exists(probe):
+        created.append(probe)
+        probe = os.path.dirname(probe)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise ConfigError(
+            f"run_dir={run_dir!r} cannot be written ({why}); accepted: a directory path you "
+            "can create and write (default runs/<experiment>/<label>)"
+        ) from None
+    finally:
+        for d in created:  # leaf first; only the empty directories made here
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
 
 
 def load_config(overrides: list[str]) -> TrainConfig:

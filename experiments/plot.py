@@ -42,6 +42,10 @@ class PlotError(Exception):
     """A user-facing problem with the inputs (bad path, missing metric); exits with code 2."""
 
 
+class UnreadableRun(PlotError):
+    """A run whose metrics.csv or config.yaml cannot be parsed (bad bytes): it is skipped."""
+
+
 @dataclass(frozen=True)
 class Run:
     """One run directory: its resolved config and its metrics table."""
@@ -98,12 +102,19 @@ def load_run(run_dir: Path) -> Run:
     config_path = run_dir / "config.yaml"
     config: dict[str, Any] = {}
     if config_path.is_file():
-        loaded = yaml.safe_load(config_path.read_text())
+        try:
+            loaded = yaml.safe_load(config_path.read_text())
+        except (UnicodeDecodeError, yaml.YAMLError) as err:
+            why = str(err).splitlines()[0]
+            raise UnreadableRun(f"{config_path}: not readable YAML ({why})") from None
         config = loaded if isinstance(loaded, dict) else {}
     try:
         metrics = pd.read_csv(run_dir / "metrics.csv")
     except pd.errors.EmptyDataError:
         metrics = pd.DataFrame(columns=list(INDEX_COLUMNS))
+    except (UnicodeDecodeError, pd.errors.ParserError) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnreadableRun(f"{run_dir / 'metrics.csv'}: not a readable CSV ({why})") from None
     missing = [c for c in ("global_step", "seed") if c not in metrics.columns]
     if missing:
         raise PlotError(f"{run_dir / 'metrics.csv'}: missing required column(s) {missing}")
@@ -456,7 +467,14 @@ def make_plots(
     """Write curves.png/.csv and final.png/.csv; return (curves, finals, written paths)."""
     if not 0.0 < final_frac <= 1.0:
         raise PlotError(f"--final-frac must be in (0, 1], got {final_frac}")
-    runs = [load_run(d) for d in find_run_dirs(paths)]
+    runs = []
+    for d in find_run_dirs(paths):
+        try:
+            runs.append(load_run(d))
+        except UnreadableRun as err:  # one bad file must not hide the good runs
+            print(f"warning: {err}; skipped", file=sys.stderr)
+    if not runs:
+        raise PlotError(f"no readable metrics.csv in {list(map(str, paths))}")
     for run in runs:
         check_metric(run, metric)
     configs = collect_configurations(runs)

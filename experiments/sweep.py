@@ -16,7 +16,14 @@ import re
 import subprocess
 import sys
 
-from experiments.config import CONFIG_DIR, _force_grid, _register_generated_groups, import_plugins
+from experiments.config import (
+    CONFIG_DIR,
+    ConfigError,
+    _force_grid,
+    _register_generated_groups,
+    check_override_syntax,
+    import_plugins,
+)
 
 _SWEEP_FN = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
 
@@ -73,11 +80,45 @@ def run_job(cfg) -> int:
     return code
 
 
+def check_sweep_values(argv: list[str]) -> None:
+    """Validate every value of every swept key (each with the other keys' first values), so
+    a typo in one job's value exits 2 here instead of failing that job after others ran."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from experiments.config import load_config
+
+    parsed = OverridesParser.create().parse_overrides(
+        [o for o in argv if not o.startswith(("-", "hydra"))]
+    )
+    fixed, swept = [], []
+    for raw, o in zip([a for a in argv if not a.startswith(("-", "hydra"))], parsed, strict=True):
+        if not o.is_sweep_override():
+            fixed.append(raw)
+            continue
+        try:
+            values = list(o.sweep_string_iterator())
+        except (HydraException, ValueError):  # glob() needs the group's options: hydra checks
+            fixed.append(raw)
+            continue
+        swept.append((o.get_key_element(), values))
+    firsts = [f"{k}={v[0]}" for k, v in swept]
+    for i, (key, values) in enumerate(swept):
+        for v in values:
+            load_config([*fixed, *firsts[:i], f"{key}={v}", *firsts[i + 1 :]])
+
+
 def main(argv: list[str]) -> int:
     """`rl-aux sweep [overrides...]`: builds the hydra multirun command line and runs it."""
     import hydra
 
-    import_plugins(argv)
+    try:  # bad input exits 2 naming the override, before hydra launches any job
+        check_override_syntax([o for o in argv if not o.startswith("-")])
+        import_plugins(argv)
+        check_sweep_values(argv)
+    except ConfigError as e:
+        print(f"rl-aux sweep: config error: {e}", file=sys.stderr)
+        return 2
     _register_generated_groups()
     swept = sorted({_key(o) for o in argv if _is_swept(o)})
     root = next((o.split("=", 1)[1] for o in argv if o.startswith("run_dir=")), "")

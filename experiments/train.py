@@ -162,15 +162,16 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
 
         return run_host(cfg, env, agent, quiet)
     if cfg.run_batching == "map" and getattr(env, "host_state", False):
-        raise ValueError(
+        raise ConfigError(
             f"run_batching=map: env {cfg.env.name} keeps its emulators on the host, one vector "
             "env for all seeds, so the runs cannot go one after another; accepted here: vmap"
         )
     spu = agent.steps_per_update
     num_updates = cfg.total_timesteps // spu
     if num_updates < 1:
-        raise ValueError(
-            f"total_timesteps={cfg.total_timesteps} is less than one update ({spu} steps)"
+        raise ConfigError(
+            f"total_timesteps={cfg.total_timesteps} is less than one update; accepted: >= {spu} "
+            f"(the env steps of one agent={cfg.agent_name} update with these agent.* settings)"
         )
     log_steps = cfg.logger.log_interval or max(cfg.total_timesteps // 100, spu)
     upc = max(1, min(num_updates, round(log_steps / spu)))  # updates per chunk
@@ -375,9 +376,9 @@ def transition_saver(cfg: TrainConfig, agent, upc: int):
 
     replay = getattr(agent, "rows", None)
     if replay is None:
-        raise ValueError("logger.save_transitions=true needs a replay-based agent (agent=dqn)")
+        raise ConfigError("logger.save_transitions=true needs a replay-based agent (agent=dqn)")
     if upc > replay:
-        raise ValueError(
+        raise ConfigError(
             f"logger.save_transitions: a chunk writes {upc} replay rows but the buffer holds "
             f"{replay}; raise agent.buffer_size or lower logger.log_interval"
         )

@@ -19,6 +19,29 @@ class ConfigError(ValueError):
     """A bad config value or key; the CLI prints it and exits with code 2."""
 
 
+MAX_LISTED = 20  # names an "unknown name" message lists before pointing to `rl-aux describe`
+
+
+def unknown_name_message(
+    field: str, value: Any, accepted: list[str], what: str, list_cmd: str = ""
+) -> str:
+    """`field=value is not a known <what>`, with close matches and at most MAX_LISTED accepted
+    names (their count, and the command that lists them all when some are left out)."""
+    names = list(accepted)
+    close = difflib.get_close_matches(str(value), names, n=5, cutoff=0.5)
+    lower = {n.lower(): n for n in names}
+    if str(value).lower() in lower and lower[str(value).lower()] not in close:
+        close.insert(0, lower[str(value).lower()])  # only the case differs
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    shown = ", ".join(names[:MAX_LISTED])
+    if len(names) > MAX_LISTED:
+        more = f", ... ({len(names) - MAX_LISTED} more"
+        shown += more + (f"; list them all: {list_cmd})" if list_cmd else ")")
+    elif list_cmd:
+        shown += f" (details: {list_cmd})"
+    return f"{field}={value!r} is not a known {what}.{hint} Accepted ({len(names)}): {shown}"
+
+
 def spec(default: Any, *, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
     """A dataclass field with range/choice constraints checked by `from_dict`."""
     meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, doc=doc or None)
@@ -28,14 +51,15 @@ def spec(default: Any, *, ge=None, gt=None, le=None, lt=None, choices=None, doc:
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _accepted(meta: dict) -> str:
+def accepted_text(meta: dict) -> str:
+    """What a field's constraints accept, in words ('one of a, b', 'a value >= 0')."""
     if "choices" in meta:
         return "one of " + ", ".join(map(str, meta["choices"]))
     parts = []
     for k, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if k in meta:
             parts.append(f"{sym} {meta[k]}")
-    return "a value " + " and ".join(parts)
+    return "a value " + " and ".join(parts) if parts else "any value of its type"
 
 
 def check_value(path: str, value: Any, meta: dict) -> None:
@@ -51,7 +75,13 @@ def check_value(path: str, value: Any, meta: dict) -> None:
             or ("le" in meta and not value <= meta["le"])
         )
     if bad:
-        raise ConfigError(f"{path}={value!r} is out of range; accepted: {_accepted(meta)}")
+        close = []
+        if "choices" in meta and isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(c) for c in meta["choices"]], n=3)
+        hint = f" did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"{path}={value!r} is out of range;{hint} accepted: {accepted_text(meta)}"
+        )
 
 
 def _coerce(path: str, value: Any, tp: Any) -> Any:

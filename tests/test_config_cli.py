@@ -12,7 +12,7 @@ from experiments.config import ConfigError, load_config
 @pytest.mark.parametrize(
     "argv,expect",
     [
-        (["agent=ppoo"], ["agent=ppoo", "ppo", "dqn"]),
+        (["agent=ppoo"], ["agent='ppoo'", "ppo", "dqn"]),
         (["agent.lr=-1"], ["agent.lr", "-1", "> 0"]),
         (["agent.lrr=1"], ["agent.lrr", "Did you mean lr"]),
         (["env=gymnax/CartPol-v1"], ["gymnax/CartPole-v1", "Close matches"]),
@@ -38,7 +38,7 @@ def test_cli_process_exit_code():
         text=True,
         timeout=120,
     )
-    assert p.returncode == 2 and "Accepted: dqn, ppo" in p.stderr
+    assert p.returncode == 2 and "Accepted (4): dqn, ppo" in p.stderr
 
 
 def test_good_config_resolves_defaults():

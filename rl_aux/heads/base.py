@@ -16,14 +16,13 @@ the union of `requires` asks for), sum `weight * loss` or hand per-loss gradient
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 from flax import struct
 
-from rl_aux.configs import spec
+from rl_aux.configs import spec, unknown_name_message
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey
 
 # What a head may ask the learner for (beyond obs/action/reward/terminated/truncated/next_obs,
@@ -109,6 +108,12 @@ class AuxHead:
 
 
 _REGISTRY: dict[str, type[AuxHead]] = {}
+# how a head that lives outside rl_aux/heads' built-ins becomes selectable
+PLUGIN_HINT = (
+    "A head defined in your own module is registered by importing it: add "
+    "plugins=[my_pkg.my_head] (in-tree extras: plugins=[rl_aux.heads.next_obs,"
+    "rl_aux.heads.noise_target]); see docs/add-an-auxiliary-head.md"
+)
 
 
 def register_head(name: str):
@@ -132,11 +137,8 @@ def registered_heads() -> list[str]:
 def head_class(name: str) -> type[AuxHead]:
     _import_builtin_heads()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise KeyError(
-            f"head {name!r} is not registered.{hint} Accepted: {', '.join(sorted(_REGISTRY))}"
-        )
+        msg = unknown_name_message("head", name, sorted(_REGISTRY), "head", "rl-aux describe head")
+        raise KeyError(f"{msg}. {PLUGIN_HINT}")
     return _REGISTRY[name]
 
 

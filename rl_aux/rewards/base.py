@@ -17,12 +17,12 @@ torso features in `extras["features"]` ([B, F]).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from rl_aux.configs import unknown_name_message
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey, Transition
 
 AUX_PREFIX = "r_aux/"
@@ -78,11 +78,10 @@ def registered_rewards() -> list[str]:
 
 def reward_class(name: str) -> type[RewardModule]:
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" Close matches: {', '.join(close)}." if close else ""
         raise ValueError(
-            f"reward={name!r} is not a registered reward module.{hint} "
-            f"Accepted: {', '.join(registered_rewards())}"
+            unknown_name_message(
+                "reward", name, registered_rewards(), "reward module", "rl-aux describe reward"
+            )
         )
     return _REGISTRY[name]
 
