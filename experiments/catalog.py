@@ -17,10 +17,17 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DOCS = "README.md (usage, config groups) and docs/*.md (one page per topic)"
 
 AGENTS = ("ppo", "dqn", "pvn_pretrain", "pvn_linear")  # experiments.config.agent_classes
-HEADS = ("future", "latent_pred", "next_latent", "pvn", "reward_pred")  # registered_heads()
-PLUGIN_HEADS = {  # in-tree heads registered only when their module is imported
-    "next_obs": "rl_aux.heads.next_obs",
-    "noise_target": "rl_aux.heads.noise_target",
+HEADS = (  # registered_heads()
+    "future",
+    "latent_pred",
+    "next_latent",
+    "next_obs",
+    "noise_target",
+    "pvn",
+    "reward_pred",
+)
+PLUGIN_HEADS = {  # the plugin example in this repository (from a checkout: PYTHONPATH=.)
+    "inverse_dynamics": "examples.plugins.inverse_dynamics",
 }
 REWARDS = ("blend", "ellm", "env", "keyroom_oracle", "subgoal")  # registered_rewards()
 BALANCERS = (  # rl_aux.balancers.BALANCERS (agent.balancer=...)

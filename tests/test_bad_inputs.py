@@ -234,7 +234,7 @@ def test_catalog_equals_the_live_registries():
         (["balancer=pcgrad"], ["PCGrad"]),
         (["eval"], ["eval.epsilon", "<= 1.0"]),
         (["experiment=quickstart"], ["experiment: quickstart"]),
-        (["head"], ["reward_pred", "plugins=[rl_aux.heads.next_obs]"]),
+        (["head"], ["noise_target", "plugins=[examples.plugins.inverse_dynamics]"]),
     ],
 )
 def test_describe_lists_fields_and_names(argv, expect, capsys):

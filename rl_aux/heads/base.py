@@ -111,8 +111,8 @@ _REGISTRY: dict[str, type[AuxHead]] = {}
 # how a head that lives outside rl_aux/heads' built-ins becomes selectable
 PLUGIN_HINT = (
     "A head defined in your own module is registered by importing it: add "
-    "plugins=[my_pkg.my_head] (in-tree extras: plugins=[rl_aux.heads.next_obs,"
-    "rl_aux.heads.noise_target]); see docs/add-an-auxiliary-head.md"
+    "plugins=[my_pkg.my_head] (the example in a checkout: PYTHONPATH=. ... "
+    "plugins=[examples.plugins.inverse_dynamics]); see docs/add-an-auxiliary-head.md"
 )
 
 
