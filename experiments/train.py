@@ -173,6 +173,9 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             if mesh is not None:
                 state = jax.device_put(state, run_shardings(mesh, axes))
             start_chunk = int(meta["chunk"]) + 1
+            restore_host = getattr(env, "restore_host_state", None)
+            if restore_host is not None:  # host emulators (Atari): back to the saved state
+                restore_host(state.env_state)
             _say(
                 quiet,
                 f"resuming {cfg.run_dir} after chunk {meta['chunk']} (step {meta['global_step']})",
