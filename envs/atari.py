@@ -271,12 +271,14 @@ class AtariVecEnv:
         next_lives = jnp.where(done, new_lives, lives)
         return h, obs, first_obs, reward, term, trunc, lives, next_lives
 
-    def restore_host_state(self, env_state: AtariState) -> None:
+    def restore_host_state(self, env_state: AtariState, obs: chex.Array | None = None) -> None:
         """Put the emulators back where a restored `env_state` (leaves [runs, N, ...]) left them.
 
         Each emulator is reset with its saved seed and replays its actions since; the
         histories are aligned at their ends (an emulator with a shorter one is stepped with
-        NOOPs, then reset with its seed), so the replay takes max-history-length batch steps."""
+        NOOPs, then reset with its seed), so the replay takes max-history-length batch steps.
+        `obs` (the restored agent's current observations, [runs, N, H, W, stack]) is checked
+        against the replayed emulators' and a mismatch raises."""
         seeds = np.asarray(env_state.reset_seed, np.int32).reshape(-1)
         lengths = np.asarray(env_state.since_reset, np.int64).reshape(-1)
         history = np.asarray(env_state.actions).reshape(seeds.size, -1)
@@ -291,7 +293,16 @@ class AtariVecEnv:
                 f"{history.shape[1]} it keeps; resume cannot rebuild the emulators"
             )
         env = self._instance(seeds.size // self.num_envs)[0]
-        replay_actions(env, seeds, lengths, history)
+        replayed = replay_actions(env, seeds, lengths, history)
+        if obs is not None:
+            want = np.asarray(obs).reshape((seeds.size,) + self.spec.obs_shape)
+            bad = np.flatnonzero((np.moveaxis(replayed, 1, -1) != want).any(axis=(1, 2, 3)))
+            if bad.size:
+                raise RuntimeError(
+                    f"resume: replaying the saved actions did not reproduce the observations of "
+                    f"emulator(s) {bad.tolist()} of {seeds.size}; the checkpoint's env state and "
+                    "the emulators disagree"
+                )
 
     # ------------------------------------------------------------------ contract
     def reset(self, key: PRNGKey) -> tuple[AtariState, TimeStep]:
@@ -363,21 +374,25 @@ def _hwc(obs: chex.Array) -> chex.Array:
     return jnp.moveaxis(obs, 1, -1)
 
 
-def replay_actions(env, seeds: np.ndarray, lengths: np.ndarray, history: np.ndarray) -> None:
+def replay_actions(env, seeds: np.ndarray, lengths: np.ndarray, history: np.ndarray) -> np.ndarray:
     """Reset emulator i of ale-py vector env `env` with seeds[i], then step it through
     history[i, :lengths[i]], all in lock-step: emulator i starts max(lengths) - lengths[i]
-    steps late (NOOPs until then, then its seeded reset, which re-creates it completely)."""
+    steps late (NOOPs until then, then its seeded reset, which re-creates it completely).
+    Returns the emulators' observations after the replay, in emulator order."""
     n = seeds.size
     total = int(lengths.max(initial=0))
     start = total - lengths
-    _, info = env.reset(seed=seeds)
+    obs, info = env.reset(seed=seeds)
     for t in range(total + 1):
         late = start == t
         if t > 0 and late.any():
-            _, info = env.reset(seed=seeds[late], options={"reset_mask": late})
+            obs, info = env.reset(seed=seeds[late], options={"reset_mask": late})
         if t == total:
             break
         own = np.clip(t - start, 0, None)
         actions = np.where(t >= start, history[np.arange(n), own], 0).astype(np.int32)
         env.send(actions[info["env_id"]])  # ale-py maps row i to the env it last reported
-        info = env.recv()[4]
+        obs, *_, info = env.recv()
+    out = np.empty_like(obs)
+    out[info["env_id"]] = obs
+    return out

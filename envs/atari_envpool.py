@@ -81,9 +81,9 @@ class EnvpoolAtariVecEnv(AtariVecEnv):
         """No action history: envpool seeds once per pool, so replaying one could not help."""
         return 0
 
-    def restore_host_state(self, env_state) -> None:
+    def restore_host_state(self, env_state, obs=None) -> None:
         """Warn that the emulators cannot be restored (the resumed run is not the same run)."""
-        del env_state
+        del env_state, obs
         print(
             "warning: env.options.backend=envpool cannot save or restore its emulators, so this "
             "resumed run continues on fresh ones and will not equal an uninterrupted run "

@@ -169,13 +169,15 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
         state = init_fn(keys, hp_batch)
         start_chunk = 0
         if cfg.resume and ckpt.latest_step() is not None:
-            state, meta = ckpt.restore(ckpt.latest_step(), state)
+            fresh = state
+            state, meta = ckpt.restore(ckpt.latest_step(), fresh)
             if mesh is not None:
                 state = jax.device_put(state, run_shardings(mesh, axes))
             start_chunk = int(meta["chunk"]) + 1
             restore_host = getattr(env, "restore_host_state", None)
             if restore_host is not None:  # host emulators (Atari): back to the saved state
-                restore_host(state.env_state)
+                jax.block_until_ready(fresh)  # init's emulator reset must not race the replay
+                restore_host(state.env_state, getattr(state, "obs", None))
             _say(
                 quiet,
                 f"resuming {cfg.run_dir} after chunk {meta['chunk']} (step {meta['global_step']})",
