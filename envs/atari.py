@@ -14,6 +14,12 @@ Rewards: `TimeStep.reward` is the learning reward (clipped to its sign when `cli
 Seeds: the emulators are host state. Under `vmap` over seeds (rl_aux/vectorize.py) a
 `custom_vmap` rule steps one ale-py vector env holding seeds x num_envs emulators (created on
 first use, one per seed-count), so S vmapped seeds run as one batch of S*N envs in one call.
+
+Checkpoints: ale-py's vector env cannot clone or restore its emulators (0.12 exposes no state
+calls on `ALEVectorInterface`), but a seeded reset re-creates an emulator completely (ROM,
+ALE and no-op RNGs, frame stack, max-pool buffers, counters), so an emulator is a function of
+its last reset seed and the actions since. `AtariState` carries both, so they are saved with
+the JAX state, and `restore_host_state` rebuilds the emulators of a restored run by replaying.
 """
 
 from __future__ import annotations
@@ -100,6 +106,11 @@ class AtariState:
     lives: chex.Array  # [N]
     episode_return: chex.Array  # running unclipped score, [N]
     episode_length: chex.Array  # agent steps, [N]
+    # what rebuilds the emulators after a restart (restore_host_state): each one's last reset
+    # seed, the number of actions since that reset and those actions (uint8[N, capacity])
+    reset_seed: chex.Array  # int32[N]
+    since_reset: chex.Array  # int32[N]
+    actions: chex.Array  # uint8[N, history_capacity]
 
 
 class AtariVecEnv:
@@ -132,6 +143,11 @@ class AtariVecEnv:
         )
         self._reset_b = self._batched(self._reset_impl)
         self._step_b = self._batched(self._step_impl)
+
+    @property
+    def history_capacity(self) -> int:
+        """Most agent steps an episode can take: the action history kept per emulator."""
+        return -(-self.cfg.max_frames // self.cfg.frameskip)
 
     # ------------------------------------------------------------------ host envs
     def _instance(self, copies: int):
@@ -255,6 +271,39 @@ class AtariVecEnv:
         next_lives = jnp.where(done, new_lives, lives)
         return h, obs, first_obs, reward, term, trunc, lives, next_lives
 
+    def restore_host_state(self, env_state: AtariState, obs: chex.Array | None = None) -> None:
+        """Put the emulators back where a restored `env_state` (leaves [runs, N, ...]) left them.
+
+        Each emulator is reset with its saved seed and replays its actions since; the
+        histories are aligned at their ends (an emulator with a shorter one is stepped with
+        NOOPs, then reset with its seed), so the replay takes max-history-length batch steps.
+        `obs` (the restored agent's current observations, [runs, N, H, W, stack]) is checked
+        against the replayed emulators' and a mismatch raises."""
+        seeds = np.asarray(env_state.reset_seed, np.int32).reshape(-1)
+        lengths = np.asarray(env_state.since_reset, np.int64).reshape(-1)
+        history = np.asarray(env_state.actions).reshape(seeds.size, -1)
+        if seeds.size % self.num_envs:
+            raise ValueError(
+                f"restored Atari env state has {seeds.size} emulators, not a multiple of "
+                f"num_envs={self.num_envs}"
+            )
+        if lengths.max(initial=0) > history.shape[1]:
+            raise ValueError(
+                f"restored Atari env state: {lengths.max()} actions since a reset, more than the "
+                f"{history.shape[1]} it keeps; resume cannot rebuild the emulators"
+            )
+        env = self._instance(seeds.size // self.num_envs)[0]
+        replayed = replay_actions(env, seeds, lengths, history)
+        if obs is not None:
+            want = np.asarray(obs).reshape((seeds.size,) + self.spec.obs_shape)
+            bad = np.flatnonzero((np.moveaxis(replayed, 1, -1) != want).any(axis=(1, 2, 3)))
+            if bad.size:
+                raise RuntimeError(
+                    f"resume: replaying the saved actions did not reproduce the observations of "
+                    f"emulator(s) {bad.tolist()} of {seeds.size}; the checkpoint's env state and "
+                    "the emulators disagree"
+                )
+
     # ------------------------------------------------------------------ contract
     def reset(self, key: PRNGKey) -> tuple[AtariState, TimeStep]:
         n = self.num_envs
@@ -262,7 +311,10 @@ class AtariVecEnv:
         h, obs, lives = self._reset_b(jnp.zeros(8, jnp.uint8), seeds)
         obs = _hwc(obs)
         zeros = jnp.zeros(n, jnp.float32)
-        state = AtariState(h, lives, zeros, jnp.zeros(n, jnp.int32))
+        history = jnp.zeros((n, self.history_capacity), jnp.uint8)
+        state = AtariState(
+            h, lives, zeros, jnp.zeros(n, jnp.int32), seeds, jnp.zeros_like(seeds), history
+        )
         extras = {
             "next_obs": obs,
             "episode_return": zeros,
@@ -288,11 +340,19 @@ class AtariVecEnv:
             term = jnp.logical_or(term, jnp.logical_and(lives < state.lives, ~game_over))
         ep_ret = state.episode_return + score
         ep_len = state.episode_length + 1
+        # the action joins its emulator's history; a game over reset it with `seeds`
+        rows = jnp.arange(n)
+        history = state.actions.at[rows, state.since_reset].set(
+            action.astype(jnp.uint8), mode="drop"
+        )
         new_state = AtariState(
             h,
             next_lives,
             jnp.where(game_over, 0.0, ep_ret),
             jnp.where(game_over, 0, ep_len),
+            jnp.where(game_over, seeds, state.reset_seed),
+            jnp.where(game_over, 0, state.since_reset + 1),
+            history,
         )
         extras = {
             "next_obs": _hwc(last_obs),
@@ -312,3 +372,27 @@ def _by_env(x: chex.Array, env_ids: chex.Array) -> chex.Array:
 def _hwc(obs: chex.Array) -> chex.Array:
     """[N, stack, H, W] -> [N, H, W, stack] (the CNN torsos read channels last)."""
     return jnp.moveaxis(obs, 1, -1)
+
+
+def replay_actions(env, seeds: np.ndarray, lengths: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """Reset emulator i of ale-py vector env `env` with seeds[i], then step it through
+    history[i, :lengths[i]], all in lock-step: emulator i starts max(lengths) - lengths[i]
+    steps late (NOOPs until then, then its seeded reset, which re-creates it completely).
+    Returns the emulators' observations after the replay, in emulator order."""
+    n = seeds.size
+    total = int(lengths.max(initial=0))
+    start = total - lengths
+    obs, info = env.reset(seed=seeds)
+    for t in range(total + 1):
+        late = start == t
+        if t > 0 and late.any():
+            obs, info = env.reset(seed=seeds[late], options={"reset_mask": late})
+        if t == total:
+            break
+        own = np.clip(t - start, 0, None)
+        actions = np.where(t >= start, history[np.arange(n), own], 0).astype(np.int32)
+        env.send(actions[info["env_id"]])  # ale-py maps row i to the env it last reported
+        obs, *_, info = env.recv()
+    out = np.empty_like(obs)
+    out[info["env_id"]] = obs
+    return out

@@ -20,12 +20,15 @@ Differences from the ale backend, inherent to envpool:
 - envpool seeds env i with `seed + i` when it is built and never reseeds, so the key given to
   `reset` does not reach the emulators; `seed` comes from the run's seed (registry.make_env).
 - envpool bundles its own ALE build and ROMs (envpool_assets), not ale-py's.
+- envpool can neither save nor restore its emulators, and never reseeds them, so a resumed
+  run continues on freshly built ones: not the uninterrupted run (`restore_host_state` warns).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import sys
 
 import chex
 import jax
@@ -72,6 +75,22 @@ class EnvpoolAtariVecEnv(AtariVecEnv):
         self._instances: dict[int, tuple] = {}
         env = self._instance(1)[0]
         self._finish_init(int(env.action_space.n))
+
+    @property
+    def history_capacity(self) -> int:
+        """No action history: envpool seeds once per pool, so replaying one could not help."""
+        return 0
+
+    def restore_host_state(self, env_state, obs=None) -> None:
+        """Warn that the emulators cannot be restored (the resumed run is not the same run)."""
+        del env_state, obs
+        print(
+            "warning: env.options.backend=envpool cannot save or restore its emulators, so this "
+            "resumed run continues on fresh ones and will not equal an uninterrupted run "
+            "(env.options.backend=ale resumes exactly)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _instance(self, copies: int):
         """envpool of copies * num_envs emulators, its handle and raw XLA recv/send (cached)."""

@@ -220,10 +220,15 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             if got.step is None:
                 _say(quiet, f"resuming {cfg.run_dir}: no checkpoint yet, starting from step 0")
             else:
+                fresh = state
                 state, meta = got.state, got.meta
                 if mesh is not None:
                     state = jax.device_put(state, run_shardings(mesh, axes))
                 start_chunk = int(meta["chunk"]) + 1
+                restore_host = getattr(env, "restore_host_state", None)
+                if restore_host is not None:  # host emulators (Atari): back to the saved state
+                    jax.block_until_ready(fresh)  # init's emulator reset must not race the replay
+                    restore_host(state.env_state, getattr(state, "obs", None))
                 _say(
                     quiet,
                     f"resuming {cfg.run_dir} after chunk {meta['chunk']} "

@@ -95,3 +95,13 @@ def test_missing_envpool_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool -> ImportError
     with pytest.raises(ConfigError, match=r"needs envpool: pip install 'rl-aux\[atari\]'"):
         load_config(["env=atari/Breakout", "env.options.backend=envpool"])
+
+
+def test_envpool_resume_warns_it_is_not_exact(capsys):
+    """envpool cannot save its emulators: no action history is kept, and resume says so."""
+    env = EnvpoolAtariVecEnv("Pong", 2, AtariConfig(max_frames=4 * 30))
+    state, _ = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    assert env.history_capacity == 0 and state.actions.shape == (2, 0)
+    env.restore_host_state(state, None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "backend=envpool" in err[0] and "will not equal" in err[0], err
