@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-slow test-llm-local bench lint clean
+.PHONY: run test test-slow test-cluster test-llm-local bench lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# A real one-node SLURM on this host (installs slurm-wlm + munge when missing; needs root):
+# started here, the cluster tests run against it, and it is stopped even when they fail.
+SLURM_LOCAL_DIR ?= /tmp/rl-aux-slurm
+test-cluster: $(STAMP)
+	SLURM_LOCAL_DIR=$(SLURM_LOCAL_DIR) scripts/slurm_local.sh start
+	SLURM_CONF=$(SLURM_LOCAL_DIR)/slurm.conf $(PY) -m pytest -q -m cluster; \
+	  rc=$$?; SLURM_LOCAL_DIR=$(SLURM_LOCAL_DIR) scripts/slurm_local.sh stop; exit $$rc
 
 # A real local LLM (llama.cpp server + Gemma 3 270M): a long compile, so not in the default set-up.
 test-llm-local: $(STAMP)

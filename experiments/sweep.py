@@ -61,6 +61,11 @@ def job_dir(root: str, job_overrides: list[str], swept: set[str]) -> str:
     return os.path.join(root, name)
 
 
+def sweep_keys_override(swept: list[str]) -> str:
+    """`++_sweep_keys_='a,b'`: quoted, so hydra reads one string, not a sweep over the keys."""
+    return f"++_sweep_keys_='{','.join(swept)}'"
+
+
 def run_job(cfg) -> int:
     """One multirun job: `rl-aux train <the job's overrides> run_dir=... resume=auto`."""
     from hydra.core.hydra_config import HydraConfig
@@ -127,7 +132,7 @@ def main(argv: list[str]) -> int:
     args = [
         "--multirun",
         *[_force_grid(o) for o in argv],
-        f"++_sweep_keys_={','.join(swept)}",
+        sweep_keys_override(swept),
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.sweep.subdir=${hydra.job.num}",
     ]

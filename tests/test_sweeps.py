@@ -202,3 +202,13 @@ def test_sigterm_checkpoints_and_relaunched_sweep_skips_finished_runs(tmp_path):
         assert run_status(str(tmp_path / variant))["status"] == "finished"
     meta = json.loads((tmp_path / "next_latent" / "meta.json").read_text())
     assert len(meta["previous_starts"]) == 1
+
+
+def test_sweep_keys_override_is_one_value_not_a_sweep():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from experiments.sweep import sweep_keys_override
+
+    (override,) = OverridesParser.create().parse_overrides([sweep_keys_override(["head", "seed"])])
+    assert not override.is_sweep_override()  # unquoted, a 2x2 sweep launched 8 jobs
+    assert override.value() == "head,seed"
