@@ -56,7 +56,8 @@ class DQNConfig:
     adam_eps: float = spec(1e-8, gt=0.0)
     max_grad_norm: float = spec(10.0, gt=0.0)
     clip_scope: str = spec("auto", choices=CLIP_SCOPES)  # rl_aux/clipping.py
-    # l1: an early Fang & Stachenfeld Agent.py, replaced by MSE the same day (see docs)
+    # l1: the TD loss of an early version of Fang & Stachenfeld's Agent.py, which later versions
+    # replaced by MSE (docs/results/future-prediction.md)
     loss: str = spec("mse", choices=("mse", "huber", "l1"))
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))

@@ -10,7 +10,7 @@ DQN: one vector step at a time, jitted act + jitted `DQN.observe` (replay buffer
 Host-side reward sources (LLM subgoal rewards, rl_aux/llm/shaper.py; the KeyRoom oracle):
 the acting thread only keeps each step's host arrays; the learner thread calls the source's
 `step_ids(prev, actions, next)` on the finished rollout, in batches of `source_batch` vector
-steps (string work only; one call per step cost ~4% more steps/s), then its
+steps (string work only; batching the calls costs fewer steps/s than one call per step), then its
 `rollout_rewards(ids, dones)`; the result lands in `rollout.aux["r_aux/<name>"]` [T, N]. On
 MiniHack a rollout takes longer than an update, so caption work on the acting thread cost
 steps/s one for one (and the NLE workers kept polling through it). Then `reward_fn(rollout)`
@@ -113,7 +113,7 @@ class HostPPO:
         # once a rollout is done: a new caption is submitted for labelling then)
         # rollout.host_obs keeps these arrays per step for a custom reward_fn. Default: the
         # env's host_keys without a source; none with one (the source reads its arrays on the
-        # acting thread, and stacking [T, N] copies of them it never reads cost ~5% steps/s).
+        # acting thread, and stacking [T, N] copies of them it never reads costs steps/s).
         self.host_keys = tuple(
             (env.opts.host_keys if source is None else ()) if host_keys is None else host_keys
         )
@@ -130,7 +130,7 @@ class HostPPO:
 
         def act(params, obs, carry, first, key):
             # the key split lives here, not on the host: alone, an eager split took longer than
-            # the act itself (0.65 vs 0.41 ms per vector step); same bits as before
+            # the act itself (docs/results/nethack.md); same bits as before
             key, k = jax.random.split(key)
             a, carry, out = agent.act(params, obs, carry, first, k)
             logp = jnp.take_along_axis(jax.nn.log_softmax(out["logits"]), a[:, None], -1)[:, 0]

@@ -68,13 +68,14 @@ class NetHackOptions:
     penalty_step: float = spec(-0.01, le=0.0)
     step_timeout: float = spec(60.0, gt=0.0)  # s without a reply before a worker is restarted
     # us a worker polls for the next batch before sleeping (a sleeping worker wakes on a cold
-    # core: NetHackScore vec +33% steps/s with polling, docs/nethack.md); 0 = always sleep
+    # core and steps slower: docs/results/nethack.md); 0 = always sleep
     poll_us: int = spec(2000, ge=0)
     # a second env per slot, reset ahead while the worker waits: an episode end swaps envs
-    # instead of paying a reset inside the batch (MiniHack resets cost ~1 ms, 10 steps)
+    # instead of paying a reset inside the batch that every worker waits for
+    # (docs/results/nethack.md)
     standby: bool = True
     # host loop: step rollout k+1 while the learner updates on k (agents/host_loop.py);
-    # false = alternate (on-policy; see docs/nethack.md for the measured difference)
+    # false = alternate (on-policy; the measured difference: docs/results/nethack.md)
     overlap: bool = True
 
 

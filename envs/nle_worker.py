@@ -62,8 +62,8 @@ def next_command(cmds, poll_s: float) -> tuple[bytes, float]:
     """The host's next one-byte command and how long it took to come.
 
     Polls (yielding the core to anything runnable) for up to `poll_s` before blocking: a worker
-    that sleeps between batches wakes on a cold core (NetHackScore steps cost ~35% more,
-    docs/nethack.md) and the wake-up costs ~50 us. The caller passes 0 after a wait longer
+    that sleeps between batches wakes on a cold core, where its steps are slower, and the
+    wake-up itself takes time (docs/results/nethack.md). The caller passes 0 after a wait longer
     than the budget: then the host is busy elsewhere (a learner-bound run) and polling would
     only take CPU from it."""
     t0 = time.perf_counter()
@@ -87,8 +87,8 @@ def main() -> None:
 
     envs = [make() for _ in range(lo, hi)]
     # standby: a second env per slot, reset ahead for the slot's next episode while the worker
-    # would otherwise wait, so an episode end swaps envs instead of paying a reset (~1 ms on
-    # MiniHack) inside the batch that every other worker waits for
+    # would otherwise wait, so an episode end swaps envs instead of paying a reset inside the
+    # batch that every other worker waits for (docs/results/nethack.md)
     spares = [make() for _ in range(lo, hi)] if cfg.get("standby") else []
     spare_obs: list[dict | None] = [None] * (hi - lo)  # a ready spare's first observation
     spare_episode = np.full(hi - lo, -1, np.int64)  # the episode index it was reset for

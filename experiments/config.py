@@ -123,7 +123,7 @@ class TrainConfig:
     plugins: tuple = ()  # modules imported before composing (they register heads)
     cpu_threads: Any = "auto"  # XLA:CPU pool: auto (1 for MLP torsos) or N (rl_aux/cpu_threads.py)
     # seeds x grid points: vmap (one batched program) or map (one run after another; see
-    # rl_aux/vectorize.py over_runs and the README: keep vmap unless a bench says otherwise)
+    # rl_aux/vectorize.py over_runs, docs/performance.md: keep vmap unless a bench says otherwise)
     run_batching: str = spec("vmap", choices=RUN_BATCHINGS)
 
     def to_yaml_dict(self) -> dict:

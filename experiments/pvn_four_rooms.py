@@ -16,8 +16,8 @@ LSPI's ridge is chosen per feature set and seed on 16 *validation* goal cells (d
 fixed 1e-3 the pre-trained features looked worse than random ones). `--reuse-features` re-runs
 only the linear evaluation on the features a previous run saved in `--out`.
 
-Defaults are the 2026-12-06 study (~8 min on 2 cores): lr 3e-3 fits T = 128 to rel. L2 0.106,
-against 0.27 at the method notes' 3e-4 x 30k steps; TD's own limit there is 0.100 (docs/pvn.md).
+The defaults (lr 3e-3) are the ones that fit T = 128 closest to TD's own limit; a smaller lr stops
+well short of it (docs/results/pvn.md).
 """
 
 from __future__ import annotations

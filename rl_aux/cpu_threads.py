@@ -2,10 +2,9 @@
 
 XLA:CPU hands independent thunks and partitioned kernels to a pool of one thread per core.
 For small MLP programs (CartPole-scale PPO/DQN) each thunk is a few microseconds, so the
-hand-offs cost more than the parallel work saves: on this 2-core machine, PPO CartPole with one
-seed ran 1.7x faster with one pool thread (4.9 vs 8.4 ms per update, `rl-aux bench`), DQN 1.5x.
-Convolutional torsos (MinAtar, Atari) do gain from the second core (PPO MinAtar, 8 seeds:
-32.0k steps/s on two threads, 27.9k on one). So `cpu_threads=auto` picks 1 for MLP torsos and
+hand-offs cost more than the parallel work saves, so such programs run faster on one pool
+thread; convolutional torsos (MinAtar, Atari) do gain from the second core (measured with
+`rl-aux bench`: docs/results/core-bench.md). So `cpu_threads=auto` picks 1 for MLP torsos and
 every core otherwise. The pool is sized once, when jax first touches the CPU backend
 (`PJRT_NPROC`, read by XLA's PjRt CPU client); a user's own PJRT_NPROC always wins.
 """

@@ -43,9 +43,9 @@ def over_runs(program, axes, batching: str = "vmap"):
 
     `vmap` batches the runs into one program (the default); `map` runs them one after another
     in a `lax.map`, meant for large conv torsos on XLA:CPU, where a vmapped convolution runs
-    grouped on one thread (measured on MinAtar DQN it is 0.90x of vmap; docs/atari.md). Envs
+    grouped on one thread (on MinAtar DQN it is slower than vmap: docs/results/atari.md). Envs
     with host state (Atari) need vmap. One run: the program on the run's slice, unbatched (a
-    1-wide vmap costs 20-30% on the Atari DQN chunk)."""
+    1-wide vmap is slower on the Atari DQN chunk: docs/results/atari.md)."""
     if batching not in RUN_BATCHINGS:
         raise ValueError(f"run_batching={batching!r}; accepted: {', '.join(RUN_BATCHINGS)}")
     is_none = lambda a: a is None

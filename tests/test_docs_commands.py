@@ -1,4 +1,4 @@
-"""Every shell command of README.md and docs/*.md runs as written (docs that run).
+"""Every shell command of README.md, docs/*.md and docs/results/*.md runs as written.
 
 What counts as a command: each line (backslash continuations joined, `#` comment lines and
 blank lines dropped; in ```console blocks only lines after `$ `) of every fenced block tagged
@@ -39,7 +39,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs" / "results").glob("*.md")),
+]
 SHELL_TAGS = ("bash", "sh", "console")
 COMMAND_START = re.compile(r"^(?:(?:rl-aux|python|make|pytest|nice)\b|PYTHONPATH=)")
 MARKER = re.compile(r'^<!--\s*doc-test:\s*skip\s*(?:"([^"]+)")?\s*\((.+)\)\s*-->\s*$')
@@ -72,12 +76,12 @@ DEPENDS = {
     FAST[3]: FAST[0],
     FAST[4]: FAST[0],
     ("add-an-auxiliary-head.md", "rl-aux plot"): FAST[5],
-    ("future-prediction.md", "python -m experiments.future_analysis"): (
-        "future-prediction.md",
+    ("results/future-prediction.md", "python -m experiments.future_analysis"): (
+        "results/future-prediction.md",
         "rl-aux train experiment=future_tmaze",
     ),
-    ("future-prediction.md", "rl-aux plot runs/fs_grid_transfer"): (
-        "future-prediction.md",
+    ("results/future-prediction.md", "rl-aux plot runs/fs_grid_transfer"): (
+        "results/future-prediction.md",
         "PYTHONPATH=. python -m experiments.fs_grid_transfer --out runs/fs_grid_transfer",
     ),
     ("llm-subgoal-rewards.md", "rl-aux plot runs/llm_keyroom_ppo"): (
@@ -106,7 +110,7 @@ FAST_TIMEOUT_S, SLOW_TIMEOUT_S = 600, 3600
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    doc: str  # file name, e.g. README.md
+    doc: str  # path under docs/ (README.md for the README), e.g. results/pvn.md
     line: int  # 1-based line of the command in the doc
     block: int  # 1-based line of the block's opening fence
     text: str  # the command, continuations joined
@@ -166,6 +170,12 @@ def _block_commands(body: list[tuple[int, str]], tag: str) -> list[tuple[int, st
     return cmds
 
 
+def _doc_name(path: Path) -> str:
+    """How FAST and DEPENDS name a doc: its path under docs/, or README.md."""
+    docs = ROOT / "docs"
+    return str(path.relative_to(docs)) if path.is_relative_to(docs) else path.name
+
+
 def extract(path: Path) -> list[Command]:
     """Every command of the shell-tagged fenced blocks of one markdown file."""
     lines = path.read_text().splitlines()
@@ -185,7 +195,7 @@ def extract(path: Path) -> list[Command]:
             body = [(k + 1, lines[k]) for k in range(start + 1, j)]
             for no, text in _block_commands(body, tag):
                 reason = next((r for p, r in markers if p is None or text.startswith(p)), None)
-                out.append(Command(path.name, no, start + 1, text, reason))
+                out.append(Command(_doc_name(path), no, start + 1, text, reason))
         i = j + 1
     return out
 
@@ -235,7 +245,8 @@ def doc_runner(tmp_path_factory):
         if c not in done:
             key = (c.doc, c.block)
             if key not in dirs:
-                dirs[key] = tmp_path_factory.mktemp(f"doc_{c.doc.split('.')[0]}_{c.block}")
+                stem = c.doc.split(".")[0].replace("/", "_")
+                dirs[key] = tmp_path_factory.mktemp(f"doc_{stem}_{c.block}")
             extra = next((a for p, a in BUDGET_ARGS.items() if c.text.startswith(p)), [])
             cmd = " ".join([c.text, *extra])
             print(f"\n[doc-test] {c.doc}:{c.line} in {dirs[key]}\n$ {cmd}", flush=True)

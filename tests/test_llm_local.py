@@ -47,8 +47,8 @@ def test_local_server_answers_schema_constrained_json(server, tmp_path):
 # field -> F1 floor for the live judge: the lower of two builds' figures minus 0.02. A 270M
 # model at temperature 0 sits on a knife edge: two from-source builds of llama-cpp-python 0.3.36
 # on this machine kind answered 17 of 42 prompts differently (F1 with / without the message line:
-# 0.101 / 0.217 recorded, 0.157 / 0.149 on 2026-11-23), so the live figure is checked against a
-# floor, not against the recording.
+# 0.101 / 0.217 recorded, 0.157 / 0.149 rebuilt; docs/results/llm-subgoal-rewards.md), so the
+# live figure is checked against a floor, not against the recording.
 LIVE_F1_FLOORS = [("caption", 0.08), ("caption_nomsg", 0.129)]
 
 

@@ -2,7 +2,7 @@
 
 Its gradient carries no information about the task, only noise into the shared torso. On
 CartPole PPO its harm goes through gradient-norm clipping rather than through directions that
-conflict with the main loss (docs/bilevel-and-balancers.md), so projections do not undo it.
+conflict with the main loss (docs/results/bilevel-and-balancers.md), so projections do not undo it.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def _in(g: np.ndarray, lo_hi: tuple[int, int]) -> np.ndarray:
 def changed_cells(g0: np.ndarray, g1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(env, before, after) of the map cells that differ in [E, H, W] glyphs (a few per env).
 
-    A flat scan: 6x cheaper than `np.nonzero` on the 3-d mask, and this runs every vector step.
+    A flat scan: cheaper than `np.nonzero` on the 3-d mask, and this runs every vector step.
     """
     cells = max(int(np.prod(g0.shape[1:])), 1)
     f0, f1 = np.ascontiguousarray(g0).reshape(-1), np.ascontiguousarray(g1).reshape(-1)

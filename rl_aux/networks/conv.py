@@ -1,8 +1,8 @@
 """A 2-D convolution whose gradients are themselves plain NHWC/HWIO convolutions.
 
 XLA:CPU runs the convolutions that `jax.grad` derives for a convolution's weights (and, less
-badly, its input) very slowly inside loops such as `lax.scan` (jax-ml/jax#12868: ~40x for
-Nature-CNN's weight gradients, measured in docs/atari.md). Written out by hand as ordinary
+badly, its input) very slowly inside loops such as `lax.scan` (jax-ml/jax#12868; timings in
+docs/results/atari.md). Written out by hand as ordinary
 convolutions (data in NHWC, kernel in HWIO, no window reversal), the same sums run at their
 out-of-loop speed in and out of loops, and give the same numbers as autodiff's.
 """

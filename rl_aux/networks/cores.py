@@ -40,8 +40,8 @@ def lstm_scan(cell_params: dict, z, carry, first):
     """RecurrentCore('lstm') over z [T, B, D] with resets `first` [T, B] -> (h [T, B, H],
     carries after each step). Same params and outputs as stepping the core T times, but the
     input projection runs once on all T x B rows and the gate kernels are fused outside the
-    loop, so each scan step (and its transpose) has fewer, larger ops: PPO's update on
-    MiniHack-Room, mostly this loop on CPU, 131 -> 107 ms. Relies on flax OptimizedLSTMCell's
+    loop, so each scan step (and its transpose) has fewer, larger ops, which shortens PPO's
+    update on MiniHack-Room (docs/results/nethack.md). Relies on flax OptimizedLSTMCell's
     param names and sigmoid/tanh gates (test_networks.py::test_unroll_equals_stepping)."""
     gates = "ifgo"  # flax OptimizedLSTMCell: kernels i{g} (input), h{g} (recurrent, biased)
     w_i = jnp.concatenate([cell_params[f"i{g}"]["kernel"] for g in gates], -1)

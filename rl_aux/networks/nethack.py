@@ -6,9 +6,9 @@ through a small conv stack, an MLP over the bottom-line stats, and a character-l
 the message line; the parts are concatenated into one feature vector. Every branch reads a
 key only if the observation has it, so the same module is the small MiniHack crop encoder
 (`glyphs_crop`/`chars_crop` + blstats). Convolutions are patches + matmul (`PatchConv`): conv
-weight-gradients inside `lax.scan` take a very slow XLA:CPU path (DESIGN.md, known traps).
+weight-gradients inside `lax.scan` take a very slow XLA:CPU path (docs/results/atari.md).
 `crop_layers=0` flattens the embedded 9x9 crops straight into their Dense (no convs): the
-MiniHack default, ~20x cheaper forward + backward on CPU (docs/nethack.md).
+MiniHack default, much cheaper forward + backward on CPU (docs/nethack.md).
 """
 
 from __future__ import annotations

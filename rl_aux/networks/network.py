@@ -39,7 +39,7 @@ class NetworkConfig:
     # CNN convolutions: XLA's, matmuls, or XLA's with hand-written gradients (networks/conv.py)
     conv: str = spec("lax", choices=("lax", "patches", "canonical"))
     # nethack/minihack: conv layers over the 9x9 crops; -1 = the torso's default (nethack 2,
-    # minihack 0: the embedded crop goes straight into a Dense, ~20x cheaper on CPU)
+    # minihack 0: the embedded crop goes straight into a Dense, much cheaper on CPU)
     crop_conv_layers: int = spec(-1, ge=-1)
     separate_critic: bool = False  # PPO: a second torso for the value (PureJaxRL style)
     core: str = spec("none", choices=("none", "lstm", "gru"))

@@ -109,8 +109,8 @@ class PatchConv(ConvLayer):
     """A 2-D convolution as strided slices + one matmul, with nn.Conv's parameters.
 
     XLA:CPU runs convolution weight-gradients inside loops (`lax.scan`) on a very slow path
-    (jax-ml/jax#12868); as a matmul the same layer is fast in and out of loops (measured in
-    docs/atari.md). Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
+    (jax-ml/jax#12868); as a matmul the same layer is fast in and out of loops (timings in
+    docs/results/atari.md). Input [B, H, W, C]; padding 'VALID' or 'SAME'."""
 
     @nn.compact
     def __call__(self, x):

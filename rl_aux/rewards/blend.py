@@ -24,7 +24,8 @@ class BlendConfig:
     hidden: int = spec(0, ge=0)  # 0: linear in the features; >0: one tanh hidden layer
     learn_gamma: bool = True
     # false: no b_phi(s) (r_phi = r_p + w . r_aux): on episodic tasks a drifting per-step bias
-    # can swamp r_p or pay the agent to avoid the goal (KeyRoom, docs/bilevel-and-balancers.md)
+    # can swamp r_p or pay the agent to avoid the goal (KeyRoom:
+    # docs/results/bilevel-and-balancers.md)
     learn_bias: bool = True
     gamma_init: float = spec(0.99, gt=0.0, lt=1.0)
     reward_l2: float = spec(0.0, ge=0.0)  # ||phi_r||^2 weight (BARFI `reward_L2`)

@@ -38,7 +38,7 @@ class SubgoalRewardConfig:
 @dataclasses.dataclass(frozen=True)
 class EllmRewardConfig(SubgoalRewardConfig):
     kind: str = spec("ellm", choices=("judge", "ellm"))
-    # KeyRoom goal texts and T chosen on the dev set (docs/llm-subgoal-rewards.md)
+    # KeyRoom goal texts and T chosen on the dev set (docs/results/llm-subgoal-rewards.md)
     subgoals: tuple = (
         "a key enters the inventory",
         "a closed door opens",
