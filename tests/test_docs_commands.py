@@ -104,6 +104,7 @@ BUDGET_ARGS = {
         *("--seeds", "1", "--phase-steps", "400", "--eval-every", "200"),
     ],
     "python -m experiments.future_analysis": ["--episodes", "2"],
+    "python -m experiments.balancer_cartpole": ["--seeds", "1", "--steps", "2048"],
 }
 FAST_TIMEOUT_S, SLOW_TIMEOUT_S = 600, 3600
 
