@@ -20,8 +20,10 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/rl-aux train experiment=quickstart run_dir=runs/quickstart/$$(date +%Y%m%d-%H%M%S)
 
+# Two workers, one test file each (--dist loadfile: a file's shared fixtures, e.g. the golden
+# runs, are built once); every test process uses one XLA thread (tests/conftest.py).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
