@@ -134,7 +134,8 @@ _TOP_LEVEL = [
 TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 
 
-def _register_generated_groups() -> None:
+def register_generated_groups() -> None:
+    """Store the generated config groups (agents, heads, rewards, yaml-less envs) in hydra."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
@@ -174,11 +175,11 @@ def compose(overrides: list[str]) -> dict:
     from omegaconf.errors import OmegaConfBaseException
 
     import_plugins(overrides)
-    _register_generated_groups()
+    register_generated_groups()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            cfg = hydra_compose("config", overrides=[_force_grid(o) for o in overrides])
+            cfg = hydra_compose("config", overrides=[force_grid(o) for o in overrides])
             return OmegaConf.to_container(cfg, resolve=True)
     except MissingConfigException as e:
         raise ConfigError(_missing_option_message(str(e))) from None
@@ -207,7 +208,7 @@ def import_plugins(overrides: list[str]) -> list[str]:
     return mods
 
 
-def _force_grid(override: str) -> str:
+def force_grid(override: str) -> str:
     """`grid.<hp>=[...]` adds a new grid axis: hydra needs `++` to add keys to a dict."""
     return "++" + override if override.startswith("grid.") else override
 
@@ -359,7 +360,7 @@ def build(raw: dict) -> TrainConfig:
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
-    resolve_cpu_threads(cfg.cpu_threads, _torso(agent_cfg))
+    resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg))
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
@@ -398,7 +399,7 @@ def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
     return dataclasses.replace(reward_cfg, sources=tuple(reward_cfg.sources) or have)
 
 
-def _torso(agent_cfg: Any) -> str:
+def torso_name(agent_cfg: Any) -> str:
     """The agent's torso name ('mlp' when it has no network config)."""
     return getattr(getattr(agent_cfg, "network", None), "torso", "mlp")
 

@@ -125,12 +125,12 @@ def register_head(name: str):
 
 
 def registered_heads() -> list[str]:
-    _import_builtin_heads()
+    """Names of every registered head (the built-in ones register when rl_aux.heads loads)."""
     return sorted(_REGISTRY)
 
 
 def head_class(name: str) -> type[AuxHead]:
-    _import_builtin_heads()
+    """The head class registered as `name`; KeyError naming the registered ones otherwise."""
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -138,18 +138,6 @@ def head_class(name: str) -> type[AuxHead]:
             f"head {name!r} is not registered.{hint} Accepted: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name]
-
-
-def _import_builtin_heads() -> None:
-    from rl_aux.heads import (  # noqa: F401  (registration side effects)
-        future,
-        latent_pred,
-        next_latent,
-        next_obs,
-        noise_target,
-        pvn,
-        reward_pred,
-    )
 
 
 def flatten_time(inputs: HeadInputs) -> HeadInputs:
