@@ -44,8 +44,14 @@ test-llm-local: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/rl-aux bench --suite core --json bench-core.json
 
+# ruff, ruff format and the import contracts (pyproject.toml [tool.importlinter]); .ci/run runs
+# it. All three run, so one call reports every failure; any failing fails the target.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check rl_aux agents envs experiments tests
+	@rc=0; \
+	$(VENV)/bin/ruff check . || rc=1; \
+	$(VENV)/bin/ruff format --check rl_aux agents envs experiments tests || rc=1; \
+	$(VENV)/bin/lint-imports --no-logo || rc=1; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

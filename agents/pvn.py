@@ -243,8 +243,7 @@ def _norm(v):
 # ------------------------------------------------------------------------------ host loop
 def run_pretrain(cfg, quiet: bool = False) -> dict:
     """`rl-aux train agent=pvn_pretrain head=pvn`: total_timesteps = gradient steps."""
-    from experiments.train import _say
-    from rl_aux.logging import RunStore, scrub_secrets
+    from rl_aux.logging import RunStore, say, scrub_secrets
 
     a: PVNPretrainConfig = cfg.agent
     if "pvn" not in cfg.heads:
@@ -285,7 +284,7 @@ def run_pretrain(cfg, quiet: bool = False) -> dict:
         store.write_meta(
             {"compile_s": compile_s, "dataset": a.dataset, "dataset_count": meta["count"]}
         )
-        _say(
+        say(
             quiet,
             f"[{cfg.label}] pvn pre-training on {meta['count']} transitions of {meta['env']!r}: "
             f"{cfg.num_seeds} seed(s) x {total} steps; compiled in {compile_s:.1f}s",
@@ -324,7 +323,7 @@ def run_pretrain(cfg, quiet: bool = False) -> dict:
             spec_,
             {"seeds": seeds, "steps": total, "dataset": a.dataset},
         )
-        _say(quiet, f"[{cfg.label}] done -> {path}")
+        say(quiet, f"[{cfg.label}] done -> {path}")
         last = {k: float(np.mean(v)) for k, v in m.items()}
         return {"run_dir": cfg.run_dir, "label": cfg.label, "final": last}
     finally:

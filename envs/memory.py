@@ -2,9 +2,9 @@
 
 Each observation is [task part, one-hot a_{t-1} (+1 slot for "no action yet"), r_{t-1}]
 (RepeatPrevious can drop r_{t-1}: the negative control of the future-prediction issue), so a
-predictor of the next observation must model the outcome of the action. `obs_parts` describes
-the concatenated parts for the `future` head ("cat:n" one-hot, "mse:n" real vector). The
-`-noisy` variants add N(0, 0.1^2) noise to every observation entry.
+predictor of the next observation must model the outcome of the action. `spec.obs_parts`
+describes the concatenated parts for the `future` head ("cat:n" one-hot, "mse:n" real vector).
+The `-noisy` variants add N(0, 0.1^2) noise to every observation entry.
 """
 
 from __future__ import annotations
@@ -40,17 +40,18 @@ class _MemoryEnv:
         self.noisy = noisy
         self.reward_in_obs = reward_in_obs
         dim = self.task_dim + self.num_actions + 1 + int(reward_in_obs)
+        parts = [self.task_part, f"cat:{self.num_actions + 1}"]
+        if reward_in_obs:
+            parts.append("mse:1")
+        self.obs_parts = ",".join(parts)
         self.spec = EnvSpec(
             name=name,
             obs_shape=(dim,),
             obs_dtype=jnp.float32,
             num_actions=self.num_actions,
             max_episode_steps=self.max_steps,
+            obs_parts=self.obs_parts,
         )
-        parts = [self.task_part, f"cat:{self.num_actions + 1}"]
-        if reward_in_obs:
-            parts.append("mse:1")
-        self.obs_parts = ",".join(parts)
 
     def _obs(self, task_obs, prev_action, prev_reward, key):
         parts = [task_obs, jax.nn.one_hot(prev_action, self.num_actions + 1)]

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -386,11 +387,21 @@ def decode_messages(msg: np.ndarray) -> list[str]:
     return [bytes(m).split(b"\0", 1)[0].decode("latin-1").strip() for m in np.asarray(msg)]
 
 
+def action_names(actions: Sequence) -> list[str]:
+    """Readable names of an NLE action tuple (e.g. CompassDirection.N -> 'move north')."""
+    compass = {"N": "north", "E": "east", "S": "south", "W": "west"}
+    compass |= {"NE": "northeast", "SE": "southeast", "SW": "southwest", "NW": "northwest"}
+    out = []
+    for a in actions:
+        name = getattr(a, "name", str(a))
+        out.append(f"move {compass[name]}" if name in compass else name.lower().replace("_", " "))
+    return out
+
+
 @functools.cache
 def _probe(gym_id: str, keys: tuple, max_episode_steps: int) -> tuple[dict, list[str], int]:
     """Observation shapes/dtypes, action names and step limit of a task (one throwaway env)."""
     from envs.nle_worker import make_task
-    from rl_aux.llm.caption import action_names
 
     env = make_task(gym_id, list(keys), max_episode_steps)
     try:

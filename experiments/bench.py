@@ -52,7 +52,7 @@ PEER_CASES = {  # our case -> (peer algo, peer env)
 def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     import jax
 
-    from experiments.config import _torso, load_config
+    from experiments.config import load_config, torso_name
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -60,7 +60,7 @@ def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     cfg = load_config(
         [f"experiment={experiment}", f"env={env}", f"num_seeds={seeds}", f"total_timesteps={steps}"]
     )
-    configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
+    configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent))
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
     state, axes = init_seeds(agent, seeds)
@@ -143,7 +143,7 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
     rounds): the machine's load drifts between rounds, not between arms."""
     import jax
 
-    from experiments.config import _torso, load_config
+    from experiments.config import load_config, torso_name
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -151,7 +151,7 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
     progs, out = {}, {}
     for arm, extra in BLEND_PPO_ARMS.items():
         cfg = load_config(["experiment=barfi_ppo", f"num_seeds={seeds}", *extra])
-        configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
+        configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent))
         _, agent = build_agent(cfg)
         state, axes = init_seeds(agent, seeds)
         t0 = time.perf_counter()
@@ -178,7 +178,7 @@ def run_blend_suite(seeds_list: list[int], scale: float, repeats: int = 3) -> li
     rows = []
     for seeds in seeds_list:
         row = {"case": "blend/ppo-grid", "seeds": seeds, "updates": updates}
-        res = _run_worker(["blend_ppo", str(seeds), str(updates), str(repeats)])
+        res = run_worker(["blend_ppo", str(seeds), str(updates), str(repeats)])
         for arm in BLEND_PPO_ARMS:
             row[arm] = res.get(arm, res)  # an error dict applies to every arm
         base = row["plain"].get("s_per_update")
@@ -189,7 +189,7 @@ def run_blend_suite(seeds_list: list[int], scale: float, repeats: int = 3) -> li
     for seeds in seeds_list:
         row = {"case": "blend/barfi-grid", "seeds": seeds, "iterations": iters}
         for arm in BLEND_ARMS:
-            row[arm] = _run_worker(["blend", arm, str(seeds), str(iters)])
+            row[arm] = run_worker(["blend", arm, str(seeds), str(iters)])
         base = row["naive"].get("s_per_update")
         for arm in BLEND_ARMS[1:]:
             t = row[arm].get("s_per_update")
@@ -274,9 +274,11 @@ def _watch(cmd: list[str], env: dict, timeout: float, hang_s: float) -> tuple[in
         return p.returncode, out.read(), err.read()
 
 
-def _run_worker(
+def run_worker(
     args: list[str], env_extra: dict | None = None, timeout: float = 3600, hang_s: float = 60
 ) -> dict:
+    """One bench measurement in a fresh `experiments.bench --_worker` process: its JSON result,
+    or {"error": [last line]} when it fails or hangs (fresh processes keep timings apart)."""
     env = dict(os.environ, **(env_extra or {}))
     cmd = [sys.executable, "-m", "experiments.bench", "--_worker", *args]
     code, out, err = _watch(cmd, env, timeout, hang_s)
@@ -338,10 +340,10 @@ def run_suite(
         for seeds in seeds_list:
             row = {"case": name, "seeds": seeds, "steps_per_seed": steps}
             ours_args = ["ours", experiment, env, str(seeds), str(steps)]
-            measure = {"ours": lambda: _run_worker(ours_args)}
+            measure = {"ours": lambda: run_worker(ours_args)}
             if xla_default:
                 fast_env = {"RL_AUX_XLA_CONCURRENT_SCHEDULER": "1"}
-                measure["ours_xla_default"] = lambda: _run_worker(ours_args, fast_env)
+                measure["ours_xla_default"] = lambda: run_worker(ours_args, fast_env)
             if harness and name in PEER_CASES:
                 algo, penv = PEER_CASES[name]
                 num_envs = _num_envs(experiment, env)
@@ -355,7 +357,7 @@ def run_suite(
                     runs[k].append(fn())
             row.update({k: _median_run(v) for k, v in runs.items()})
             num_envs = row["ours"].get("num_envs", _num_envs(experiment, env))
-            row["raw"] = _run_worker(["raw", env, str(num_envs * seeds), str(steps * seeds)])
+            row["raw"] = run_worker(["raw", env, str(num_envs * seeds), str(steps * seeds)])
             rows.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
     return rows
@@ -477,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments import bench_nethack
 
         print(bench_nethack.HEADER, file=sys.stderr)
-        rows = bench_nethack.run(10.0 * a.scale, max(int(10 * a.scale), 2), _run_worker)
+        rows = bench_nethack.run(10.0 * a.scale, max(int(10 * a.scale), 2), run_worker)
         print("\n" + bench_nethack.HEADER)
         for row in rows:
             print(bench_nethack.format_row(row))
@@ -491,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.suite == "llm":  # the subgoal reward's cost in host PPO: experiments/bench_llm.py
         from experiments import bench_llm
 
-        res = bench_llm.run(a.scale, _run_worker)
+        res = bench_llm.run(a.scale, run_worker)
         print(bench_llm.format_result(res))
         if a.json:
             with open(a.json, "w") as f:

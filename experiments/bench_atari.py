@@ -168,15 +168,15 @@ def run(
 ) -> dict:
     """Raw env figures for every backend; then our learners (on backends[0]) alone at each
     env count, or, with `peers` (a CleanRL harness), side by side with CleanRL."""
-    from experiments.bench import _run_worker
+    from experiments.bench import run_worker
 
-    matmul = _run_worker(["atari_matmul"])
+    matmul = run_worker(["atari_matmul"])
     raw_rows = []
     for n in num_envs_list:
         for b in backends:
-            host = _run_worker(["atari_raw" if b == "ale" else "atari_raw_envpool", str(n),
+            host = run_worker(["atari_raw" if b == "ale" else "atari_raw_envpool", str(n),
                                 str(raw_steps)])  # fmt: skip
-            scan = _run_worker(["atari_env_scan", b, str(n), str(raw_steps)])
+            scan = run_worker(["atari_env_scan", b, str(n), str(raw_steps)])
             raw_rows.append({"backend": b, "num_envs": n, "host": host, "ours_env": scan})
             print(format_raw_row(raw_rows[-1]), file=sys.stderr, flush=True)
     out = {"suite": "atari", "matmul": matmul, "raw": raw_rows, "rows": [], "peer_rows": []}
@@ -194,7 +194,7 @@ def run(
     for n in num_envs_list:
         raw = next(r["host"] for r in raw_rows if r["num_envs"] == n)
         for name, experiment, updates in [c for c in CASES if c[0] in algos]:
-            r = _run_worker(
+            r = run_worker(
                 ["atari_learner", experiment, str(n), str(updates), conv, backends[0], "1", "vmap"],
                 timeout=5400,
                 hang_s=300,
@@ -219,7 +219,7 @@ BATCHING_CASES = [  # (name, overrides, updates): a conv torso on a JAX-native e
 def run_batching_rows(seeds: int, repeats: int) -> list[dict]:
     """`seeds` runs in one program, vmapped against `lax.map`ped (run_batching), beside one run
     alone; interleaved subprocesses, median env steps/s (all runs) of `repeats` windows."""
-    from experiments.bench import _run_worker
+    from experiments.bench import run_worker
 
     arms = [(1, "vmap"), (seeds, "vmap"), (seeds, "map")]
     rows = []
@@ -228,7 +228,7 @@ def run_batching_rows(seeds: int, repeats: int) -> list[dict]:
         for _ in range(repeats):
             for n, mode in arms:
                 args = ["atari_runs", str(updates), str(n), mode, *over]
-                r = _run_worker(args, timeout=5400, hang_s=300)
+                r = run_worker(args, timeout=5400, hang_s=300)
                 if "error" in r:
                     print(f"  {name} {n}x{mode}: {' '.join(r['error'])}", file=sys.stderr)
                 got[(n, mode)].append(r.get("steps_per_s", float("nan")))

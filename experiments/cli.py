@@ -112,6 +112,20 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
+def plot_main(argv: list[str]) -> int:
+    """`rl-aux plot`: a figure spec with --figure (figure_spec.py), else curves (plot.py).
+
+    The choice is made here so that plot.py, which figure_spec.py builds on, never imports it.
+    """
+    if any(a == "--figure" or a.startswith("--figure=") for a in argv):
+        from experiments import figure_spec  # a spec in experiments/figures
+
+        return figure_spec.main(argv)
+    from experiments import plot
+
+    return plot.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -125,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return sweep.main(rest)
     if cmd == "plot":
-        from experiments import plot
-
-        return plot.main(rest)
+        return plot_main(rest)
     if cmd == "eval":
         from experiments import evaluate
 

@@ -145,7 +145,8 @@ TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 _REGISTERED_FOR: set[tuple] = set()  # (heads, rewards) the ConfigStore already holds
 
 
-def _register_generated_groups() -> None:
+def register_generated_groups() -> None:
+    """Store the generated config groups (agents, heads, rewards, yaml-less envs) in hydra."""
     from hydra.core.config_store import ConfigStore
 
     key = (tuple(registered_heads()), tuple(registered_rewards()))
@@ -194,11 +195,11 @@ def compose(overrides: list[str]) -> dict:
 
     check_override_syntax(overrides)
     import_plugins(overrides)
-    _register_generated_groups()
+    register_generated_groups()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            cfg = hydra_compose("config", overrides=[_force_grid(o) for o in overrides])
+            cfg = hydra_compose("config", overrides=[force_grid(o) for o in overrides])
             return OmegaConf.to_container(cfg, resolve=True)
     except MissingConfigException as e:
         raise ConfigError(_missing_option_message(str(e))) from None
@@ -233,7 +234,7 @@ def check_override_syntax(overrides: list[str]) -> None:
                 "options: --help, --cfg job (print the resolved config); see rl-aux train --help"
             )
         try:
-            parser.parse_override(_force_grid(o))
+            parser.parse_override(force_grid(o))
         except HydraException as e:  # the parser raises HydraException or a subclass
             why = str(e).splitlines()[0]
             raise ConfigError(f"malformed override {o!r} ({why}); {OVERRIDE_SYNTAX}") from None
@@ -256,7 +257,7 @@ def import_plugins(overrides: list[str]) -> list[str]:
     return mods
 
 
-def _force_grid(override: str) -> str:
+def force_grid(override: str) -> str:
     """`grid.<hp>=[...]` adds a new grid axis: hydra needs `++` to add keys to a dict."""
     return "++" + override if override.startswith("grid.") else override
 
@@ -418,7 +419,7 @@ def build(raw: dict) -> TrainConfig:
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
-    resolve_cpu_threads(cfg.cpu_threads, _torso(agent_cfg))
+    resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg))
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
@@ -457,7 +458,7 @@ def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
     return dataclasses.replace(reward_cfg, sources=tuple(reward_cfg.sources) or have)
 
 
-def _torso(agent_cfg: Any) -> str:
+def torso_name(agent_cfg: Any) -> str:
     """The agent's torso name ('mlp' when it has no network config)."""
     return getattr(getattr(agent_cfg, "network", None), "torso", "mlp")
 

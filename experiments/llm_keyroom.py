@@ -107,9 +107,9 @@ def collect(out: str, episodes: int, seed: int, max_steps: int) -> dict:
     import gymnasium as gym
     import minihack  # noqa: F401  (registers the MiniHack envs)
 
+    from envs.nethack import action_names
     from rl_aux.llm.caption import (
         CaptionConfig,
-        action_names,
         caption,
         decode_inventory,
         decode_message,
@@ -193,8 +193,8 @@ def matcher_predictions(rows, field: str, goal_text: str, cache_path: str | None
     cache = LLMCache(cache_path) if cache_path else None
     text = {
         "description": lambda k: SUBGOALS[k],
-        "hint": lambda k: _HINTS[k],
-        "both": lambda k: f"{SUBGOALS[k]}: {_HINTS[k]}",
+        "hint": lambda k: HINTS[k],
+        "both": lambda k: f"{SUBGOALS[k]}: {HINTS[k]}",
     }[goal_text]
     goals = [Subgoal(k, text(k)) for k in LABELS]
     m = Matcher(Embedder(cache), goals, 0.0)
@@ -205,14 +205,15 @@ def judge_predictions(rows, field: str, judge) -> tuple[np.ndarray, int]:
     """[N, 3] verdicts (unknown counts as not achieved) and the number of unknowns."""
     from rl_aux.llm.prompts import Subgoal
 
-    goals = [Subgoal(k, SUBGOALS[k], _HINTS[k]) for k in LABELS]
+    goals = [Subgoal(k, SUBGOALS[k], HINTS[k]) for k in LABELS]
     uniq = sorted({r[field] for r in rows})
     verdict = {c: judge.judge(goals, c) for c in uniq}
     pred = np.array([[k in (verdict[r[field]] or []) for k in LABELS] for r in rows], bool)
     return pred, sum(v is None for v in verdict.values())
 
 
-_HINTS = {
+# Observable descriptions of the subgoals (the "hint"/"both" prompts and the tests use them).
+HINTS = {
     "key": "a key enters the inventory",
     "door": "a closed door opens",
     "stairs": "the agent steps onto the stairs down",
@@ -227,7 +228,8 @@ def overhead(steps: int, num_envs: int, seed: int) -> dict:
     import gymnasium as gym
     import minihack  # noqa: F401
 
-    from rl_aux.llm.caption import OBS_KEYS, action_names
+    from envs.nethack import action_names
+    from rl_aux.llm.caption import OBS_KEYS
     from rl_aux.llm.config import LLMConfig
     from rl_aux.llm.shaper import SubgoalShaper
     from rl_aux.rewards.subgoal import EllmRewardConfig

@@ -534,12 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `rl-aux plot`; returns the process exit code (2 on bad inputs)."""
+    """`rl-aux plot RUN_DIR... --out DIR` (--figure goes to figure_spec); exit 2 on bad input."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a == "--figure" or a.startswith("--figure=") for a in argv):
-        from experiments.figure_spec import main as figure_main  # a spec in experiments/figures
-
-        return figure_main(argv)
     args = build_parser().parse_args(argv)
     try:
         _, finals, written = make_plots(

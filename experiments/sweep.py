@@ -19,10 +19,10 @@ import sys
 from experiments.config import (
     CONFIG_DIR,
     ConfigError,
-    _force_grid,
-    _register_generated_groups,
     check_override_syntax,
+    force_grid,
     import_plugins,
+    register_generated_groups,
 )
 
 _SWEEP_FN = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
@@ -124,14 +124,14 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"rl-aux sweep: config error: {e}", file=sys.stderr)
         return 2
-    _register_generated_groups()
+    register_generated_groups()
     swept = sorted({_key(o) for o in argv if _is_swept(o)})
     root = next((o.split("=", 1)[1] for o in argv if o.startswith("run_dir=")), "")
     experiment = next((o.split("=", 1)[1] for o in argv if o.startswith("experiment=")), "")
     sweep_dir = os.path.join(root or os.path.join("runs", experiment or "default"), ".hydra")
     args = [
         "--multirun",
-        *[_force_grid(o) for o in argv],
+        *[force_grid(o) for o in argv],
         sweep_keys_override(swept),
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.sweep.subdir=${hydra.job.num}",

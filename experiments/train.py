@@ -32,7 +32,7 @@ from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.learner import learned_mean
-from rl_aux.logging import RunStore, run_status, scrub_secrets
+from rl_aux.logging import RunStore, run_status, say, scrub_secrets
 from rl_aux.rewards import reward_class
 from rl_aux.sharding import (
     AXIS,
@@ -90,7 +90,8 @@ def _flat_hp(hp: dict) -> dict:
     return {"hp/lr": hp["lr"], **{f"hp/{k}.weight": w for k, w in hp["aux_weights"].items()}}
 
 
-def _stack(trees: list) -> Any:
+def stack_hparams(trees: list) -> Any:
+    """Per-grid-point hyperparameter trees -> one tree of float32 arrays [G, ...] to vmap over."""
     return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *trees)
 
 
@@ -186,13 +187,13 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     flat_seeds = [s for _ in hps for s in seeds]
     flat_grids = [g for g in range(len(hps)) for _ in seeds]
     keys = jnp.stack([jax.random.PRNGKey(s) for s in flat_seeds])
-    hp_batch = _stack([hps[g] for g in flat_grids])
+    hp_batch = stack_hparams([hps[g] for g in flat_grids])
 
     resolved = scrub_secrets(cfg.to_yaml_dict())
     if cfg.resume:
         check_resumable(cfg.run_dir, resolved)
         if run_status(cfg.run_dir).get("status") == "finished":  # a relaunched sweep skips it
-            _say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
+            say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
             return _summary(cfg, os.path.join(cfg.run_dir, "metrics.csv"))
     store = RunStore(cfg.run_dir, cfg.resume)
     store.write_config(resolved)
@@ -218,7 +219,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                     flush=True,
                 )
             if got.step is None:
-                _say(quiet, f"resuming {cfg.run_dir}: no checkpoint yet, starting from step 0")
+                say(quiet, f"resuming {cfg.run_dir}: no checkpoint yet, starting from step 0")
             else:
                 fresh = state
                 state, meta = got.state, got.meta
@@ -229,7 +230,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
                 if restore_host is not None:  # host emulators (Atari): back to the saved state
                     jax.block_until_ready(fresh)  # init's emulator reset must not race the replay
                     restore_host(state.env_state, getattr(state, "obs", None))
-                _say(
+                say(
                     quiet,
                     f"resuming {cfg.run_dir} after chunk {meta['chunk']} "
                     f"(step {meta['global_step']})",
@@ -270,7 +271,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             resolved,
             [(s, g, hps[g]) for s, g in zip(flat_seeds, flat_grids, strict=True)],
         )
-        _say(
+        say(
             quiet,
             f"[{cfg.label}] {cfg.env.name}: {len(hps)} grid point(s) x {cfg.num_seeds} "
             f"seed(s), {num_updates} updates of {spu} steps; compiled in {compile_s:.1f}s",
@@ -322,7 +323,7 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             bar.close()
         store.write_status("finished", global_step=done_steps)
         summary = _summary(cfg, store.metrics_path)
-        _say(quiet, _format_summary(cfg, summary, hps))
+        say(quiet, _format_summary(cfg, summary, hps))
         return summary
     finally:
         stop.__exit__(None, None, None)
@@ -573,11 +574,6 @@ def _format_summary(cfg: TrainConfig, summary: dict, hps: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _say(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
 class _LineProgress:
     """Progress for logs (no TTY): one line per ~10% of the run instead of a redrawn bar."""
 
@@ -639,7 +635,7 @@ def _advance(bar, n: int, rows: list[dict]) -> None:
 
 def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
-    from experiments.config import _torso, load_config
+    from experiments.config import load_config, torso_name
 
     host = cfg.env.name.startswith(("nethack/", "minihack/"))
     blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"
@@ -652,7 +648,7 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
             f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo|dqn on nethack/ and minihack/ envs "
             "(docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
         )
-    configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent))
+    configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent))
     results = []
     if cfg.variants:
         base = (

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from rl_aux.replay import nstep_return
+from rl_aux.nstep import nstep_return
 from rl_aux.types import Transition
 
 

@@ -186,6 +186,12 @@ class RunStore:
         self._wandb_runs.clear()
 
 
+def say(quiet: bool, msg: str) -> None:
+    """A progress line on stderr (flushed, so logs of long runs show it), unless `quiet`."""
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
 def run_status(run_dir: str) -> dict:
     """The run's status.json ({} when the run never started)."""
     path = os.path.join(run_dir, "status.json")

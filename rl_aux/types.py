@@ -44,6 +44,10 @@ class EnvSpec:
     obs_dtype: Any = struct.field(pytree_node=False)
     num_actions: int = struct.field(pytree_node=False)
     max_episode_steps: int = struct.field(pytree_node=False)
+    # Layout of a flat observation as concatenated parts, e.g. "cat:5,cat:3,mse:1" (one-hot
+    # parts, real vectors); "" when the env declares none. Heads read it (heads/future.py), so
+    # they never look an env up by name.
+    obs_parts: str = struct.field(pytree_node=False, default="")
 
 
 @struct.dataclass

@@ -43,11 +43,11 @@ for pkg in (rl_aux, agents, envs, experiments):
             continue
         importlib.import_module(m.name)
 assert not xb.backends_are_initialized(), "importing the package started the jax backend"
-from experiments.config import load_config, _torso
+from experiments.config import load_config, torso_name
 from rl_aux.cpu_threads import configure_cpu_threads
 cfg = load_config(["experiment=ppo_cartpole"])
 assert not xb.backends_are_initialized(), "load_config started the jax backend"
-print(configure_cpu_threads(cfg.cpu_threads, _torso(cfg.agent)), os.environ.get("PJRT_NPROC"))
+print(configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent)), os.environ.get("PJRT_NPROC"))
 """
 
 

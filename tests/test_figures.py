@@ -13,7 +13,7 @@ import yaml
 from rliable import library, metrics
 
 from experiments import figure_spec, normalise, sources
-from experiments.plot import main as plot_main
+from experiments.cli import plot_main
 
 SEEDS = (0, 1, 2, 3)
 STEPS = list(range(100, 1001, 100))

@@ -49,6 +49,19 @@ def test_passive_tmaze_cue_only_at_start_and_reward_matches_cue():
     assert make_memory_env("PassiveTMaze-L10").obs_parts == "cat:5,cat:3,mse:1"
 
 
+def test_future_parts_auto_come_from_the_env_spec_never_the_env_name():
+    from rl_aux.heads.future import resolve_parts
+    from rl_aux.types import EnvSpec
+
+    spec = make_env("memory/PassiveTMaze-L10", 2).spec
+    assert spec.obs_parts == "cat:5,cat:3,mse:1"
+    assert resolve_parts("auto", spec) == (("cat", 5), ("cat", 3), ("mse", 1))
+    # the same name without declared parts: one real vector (the head reads no env by name)
+    bare = EnvSpec(spec.name, spec.obs_shape, spec.obs_dtype, spec.num_actions, 10)
+    assert resolve_parts("auto", bare) == (("mse", 9),)
+    assert resolve_parts("cat:4,mse:5", spec) == (("cat", 4), ("mse", 5))
+
+
 def test_repeat_previous_and_concentration_rewards():
     env = make_env("memory/RepeatPrevious-noreward", 8)
     first, traj = _roll(env, 52, jnp.zeros((52, 8), jnp.int32))

@@ -32,10 +32,9 @@ TINY = [
 
 def test_keyroom_oracle_labels_a_scripted_success_once_each_in_order():
     """Key, door, stairs fire exactly once each, in that order, on a solved episode."""
-    from envs.nethack import single_env
+    from envs.nethack import action_names, single_env
     from envs.nle_worker import seeded_reset
     from experiments.llm_keyroom import scripted_action
-    from rl_aux.llm.caption import action_names
     from rl_aux.rewards.keyroom_oracle import LABELS, keyroom_labels
 
     keys = ["glyphs", "blstats", "inv_strs", "message", "chars"]

@@ -212,7 +212,7 @@ def test_sparse_map_and_inventory_diffs_match_dense_counts():
     """The per-step fast paths (changed cells only, inventory text only where it changed) give
     the dense answers: door counts over whole maps and key counts over whole inventories."""
     from rl_aux.llm.caption import CLOSED_DOORS, DOWN_STAIRS, changed_cells, env_net_change
-    from rl_aux.rewards.keyroom_oracle import _keys_held, keyroom_labels
+    from rl_aux.rewards.keyroom_oracle import keyroom_labels, keys_held
 
     rng = np.random.default_rng(3)
     e, h, w = 12, 21, 79
@@ -242,7 +242,7 @@ def test_sparse_map_and_inventory_diffs_match_dense_counts():
 
     actions = ["move north", "move east", "pick up", "move southwest"] * 3
     lab = keyroom_labels(prev, actions, nxt)
-    np.testing.assert_array_equal(lab[:, 0], _keys_held(inv1) > _keys_held(inv0))
+    np.testing.assert_array_equal(lab[:, 0], keys_held(inv1) > keys_held(inv0))
     assert lab[:, 0].sum() == 4
     game_over = ~nxt["blstats"].any(1)
     np.testing.assert_array_equal(lab[:, 1], (dense(g1) < dense(g0)) & ~game_over)

@@ -34,7 +34,7 @@ def test_local_server_answers_schema_constrained_json(server, tmp_path):
     from rl_aux.llm.prompts import Subgoal
 
     judge = _judge(server, tmp_path)
-    goals = [Subgoal(k, kr.SUBGOALS[k], kr._HINTS[k]) for k in kr.LABELS]
+    goals = [Subgoal(k, kr.SUBGOALS[k], kr.HINTS[k]) for k in kr.LABELS]
     for cap in (
         "action: pickup | message: g - a key named The Master Key of Thievery. | gained: a key",
         "action: move north | message: It's a wall.",

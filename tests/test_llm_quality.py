@@ -126,7 +126,7 @@ def test_prefilter_keeps_irrelevant_captions_from_the_judge(rows, cache_copy, mo
     monkeypatch.setattr(embedder, "load_weights", lambda *a, **k: ({}, None))
     server = StubServer(lambda m: json.dumps({k: False for k in kr.LABELS}))
     try:
-        goals = [Subgoal(k, kr._HINTS[k]) for k in kr.LABELS]
+        goals = [Subgoal(k, kr.HINTS[k]) for k in kr.LABELS]
         cache = LLMCache(cache_copy)
         judge = LLMJudge(cache, ChatClient(ClientConfig(base_url=server.base_url)), "online", "s")
         m = Matcher(embedder.Embedder(cache), goals, 0.5)

@@ -92,7 +92,7 @@ def test_pretrain_cli_then_linear_eval_frozen(tmp_path):
     assert rc == 0
     from agents.pvn import PVNLinearEval
     from experiments.config import load_config
-    from experiments.train import _stack, build_agent
+    from experiments.train import build_agent, stack_hparams
     from rl_aux.vectorize import vmapped_chunk, vmapped_init
 
     over = [f"agent.pretrained={pre_dir}", "agent.pretrained_seed=1", "agent.learning_starts=8"]
@@ -101,7 +101,7 @@ def test_pretrain_cli_then_linear_eval_frozen(tmp_path):
     assert isinstance(agent, PVNLinearEval)
     hp = agent.default_hparams()
     init_fn, axes = vmapped_init(agent, jax.random.PRNGKey(0), hp)
-    state = init_fn(jax.random.split(jax.random.PRNGKey(0), 1), _stack([hp]))
+    state = init_fn(jax.random.split(jax.random.PRNGKey(0), 1), stack_hparams([hp]))
     q0 = np.array(state.params["net"]["params"]["q"]["kernel"])
     state, _ = vmapped_chunk(agent, axes, 20)(state)
     assert np.abs(state.params["net"]["params"]["q"]["kernel"] - q0).max() > 0  # Q learns

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from experiments.cli import plot_main
 from experiments.config import load_config
-from experiments.plot import main as plot_main
 from experiments.preempt import NonFiniteLoss
 from experiments.train import run, run_experiment
 from rl_aux.configs import spec

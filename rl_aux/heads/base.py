@@ -130,28 +130,16 @@ def register_head(name: str):
 
 
 def registered_heads() -> list[str]:
-    _import_builtin_heads()
+    """Names of every registered head (the built-in ones register when rl_aux.heads loads)."""
     return sorted(_REGISTRY)
 
 
 def head_class(name: str) -> type[AuxHead]:
-    _import_builtin_heads()
+    """The head class registered as `name`; KeyError naming the registered ones otherwise."""
     if name not in _REGISTRY:
         msg = unknown_name_message("head", name, sorted(_REGISTRY), "head", "rl-aux describe head")
         raise KeyError(f"{msg}. {PLUGIN_HINT}")
     return _REGISTRY[name]
-
-
-def _import_builtin_heads() -> None:
-    from rl_aux.heads import (  # noqa: F401  (registration side effects)
-        future,
-        latent_pred,
-        next_latent,
-        next_obs,
-        noise_target,
-        pvn,
-        reward_pred,
-    )
 
 
 def flatten_time(inputs: HeadInputs) -> HeadInputs:

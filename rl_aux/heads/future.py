@@ -52,6 +52,7 @@ def parse_parts(parts: str, obs_dim: int) -> tuple[tuple[str, int], ...]:
 
 
 def resolve_parts(parts: str, env_spec: EnvSpec) -> tuple[tuple[str, int], ...]:
+    """The head's observation layout: `parts`, or for "auto" the env spec's `obs_parts`."""
     if len(env_spec.obs_shape) != 1:
         raise ConfigError(
             f"head future needs flat vector observations; env {env_spec.name} has shape "
@@ -59,11 +60,7 @@ def resolve_parts(parts: str, env_spec: EnvSpec) -> tuple[tuple[str, int], ...]:
         )
     dim = env_spec.obs_shape[0]
     if parts == "auto":
-        parts = f"mse:{dim}"
-        if env_spec.name.startswith("memory/"):
-            from envs.memory import make_memory_env
-
-            parts = make_memory_env(env_spec.name.partition("/")[2]).obs_parts
+        parts = env_spec.obs_parts or f"mse:{dim}"
     return parse_parts(parts, dim)
 
 

@@ -199,14 +199,3 @@ def caption(prev: Mapping, action: str, obs: Mapping, cfg: CaptionConfig = Capti
     """Canonical caption of one transition prev --action--> obs (NLE observation dicts)."""
     one = lambda o: {k: np.asarray(o[k])[None] for k in OBS_KEYS}
     return captions(one(prev), [action], one(obs), cfg)[0]
-
-
-def action_names(actions: Sequence) -> list[str]:
-    """Readable names of an NLE action tuple (e.g. CompassDirection.N -> 'move north')."""
-    compass = {"N": "north", "E": "east", "S": "south", "W": "west"}
-    compass |= {"NE": "northeast", "SE": "southeast", "SW": "southwest", "NW": "northwest"}
-    out = []
-    for a in actions:
-        name = getattr(a, "name", str(a))
-        out.append(f"move {compass[name]}" if name in compass else name.lower().replace("_", " "))
-    return out

@@ -19,7 +19,7 @@ import time
 import httpx
 
 from rl_aux.configs import spec
-from rl_aux.llm.config import sampling_of
+from rl_aux.llm.config import LLMConfig, sampling_of
 
 JSON_FORMS = ("json_schema", "json_object", "none")
 
@@ -42,6 +42,12 @@ class ClientConfig:
     temperature: float = spec(0.0, ge=0.0)
     max_tokens: int = spec(128, ge=1)
     seed: int = 0
+
+    @classmethod
+    def from_llm(cls, lcfg: LLMConfig) -> ClientConfig:
+        """The client settings of an `llm.*` config (the fields both have, by name)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dataclasses.asdict(lcfg).items() if k in names})
 
 
 class ChatClient:

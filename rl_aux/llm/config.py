@@ -32,9 +32,3 @@ class LLMConfig:
     temperature: float = spec(0.0, ge=0.0)
     max_tokens: int = spec(128, ge=1)
     seed: int = 0
-
-    def client_config(self):
-        from rl_aux.llm.client import ClientConfig  # httpx: the `llm` extra
-
-        names = {f.name for f in dataclasses.fields(ClientConfig)}
-        return ClientConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})

@@ -17,7 +17,7 @@ from rl_aux.configs import ConfigError
 from rl_aux.llm.annotator import Annotator
 from rl_aux.llm.cache import LLMCache
 from rl_aux.llm.caption import OBS_KEYS, CaptionConfig, captions
-from rl_aux.llm.client import ChatClient
+from rl_aux.llm.client import ChatClient, ClientConfig
 from rl_aux.llm.config import LLMConfig, sampling_of
 from rl_aux.llm.embedder import Embedder
 from rl_aux.llm.judge import LLMJudge
@@ -59,7 +59,8 @@ class SubgoalShaper:
         self.rcfg, self.lcfg, self.action_names = rcfg, lcfg, list(action_names)
         self.kind = rcfg.kind
         self.cache = LLMCache(lcfg.cache_path)
-        client = ChatClient(lcfg.client_config()) if lcfg.mode in ("online", "record") else None
+        online = lcfg.mode in ("online", "record")
+        client = ChatClient(ClientConfig.from_llm(lcfg)) if online else None
         mode = "off" if self.kind == "ellm" else lcfg.mode
         self.judge = LLMJudge(self.cache, client, mode, lcfg.model, sampling_of(lcfg))
         if (rcfg.evidence_hints or rcfg.subgoal_ids) and not rcfg.subgoals:

@@ -33,7 +33,7 @@ LABELS = ("key", "door", "stairs")
 NEEDS = ("glyphs", "blstats", "inv_strs")  # host arrays the labeller reads
 
 
-def _keys_held(inv_strs: np.ndarray) -> np.ndarray:
+def keys_held(inv_strs: np.ndarray) -> np.ndarray:
     """[E] number of inventory rows that name a key (NLE's inv_strs: [E, 55, 80] uint8)."""
     rows = np.asarray(inv_strs, np.uint8)
     e, n, w = rows.shape
@@ -53,7 +53,7 @@ def keyroom_labels(prev: Mapping, actions: Sequence[str], nxt: Mapping) -> np.nd
     key = np.zeros(n, bool)
     changed = np.flatnonzero(rows_differ(inv0, inv1))
     if changed.size:
-        key[changed] = _keys_held(inv1[changed]) > _keys_held(inv0[changed])
+        key[changed] = keys_held(inv1[changed]) > keys_held(inv0[changed])
     game_over = ~np.asarray(nxt["blstats"]).any(axis=1)  # NLE's end screen, stats zero
     env, c0, c1 = changed_cells(g0, nxt["glyphs"])
     door = (env_net_change(env, c0, c1, CLOSED_DOORS, n) < 0) & ~game_over
