@@ -20,7 +20,7 @@ import sys
 import time
 
 from experiments.bench.chunks import agent_torso
-from experiments.bench.roofline import compile_with_cost, format_roof, fractions
+from experiments.bench.roofline import best_of, compile_with_cost, format_roof, fractions
 from experiments.bench.runner import median_run, run_worker, watch, write_json
 
 # (name, agent experiment, env, steps per seed used for timing)
@@ -255,6 +255,10 @@ def main(
     print(HEADER, file=sys.stderr)
     roof = run_worker(["roofline", str(scale)])
     rows = run_suite("core", seeds, harness, peer_python, scale, xla_default, repeats, cases, roof)
+    roof = best_of(roof, run_worker(["roofline", str(scale)]))
+    for row in rows:  # against the better of the two roofline measurements
+        if "error" not in row["ours"]:
+            row["ours"].update(fractions(row["ours"]["flops"], row["ours"]["run_s"], roof))
     print("\n" + HEADER)
     for row in rows:
         print(_format_row(row))

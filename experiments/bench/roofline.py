@@ -186,3 +186,16 @@ def format_roof(roof: dict) -> str:
         f"{s['flops_per_s'] / 1e9:.1f} GFLOP/s, {'x'.join(map(str, g['shape']))} "
         f"{g['flops_per_s'] / 1e9:.1f} GFLOP/s; 'roof s/l' = achieved FLOP/s / each)"
     )
+
+
+def best_of(*roofs: dict) -> dict:
+    """Per size, the fastest of several roofline measurements (taken before and after a suite:
+    the attainable rate is the least disturbed one); an error only if all are errors."""
+    ok = [r for r in roofs if r and "error" not in r]
+    if not ok:
+        return roofs[0]
+    out = dict(ok[0])
+    for size in ("small", "large"):
+        out[size] = max((r[size] for r in ok), key=lambda s: s["flops_per_s"])
+    out["measurements"] = len(ok)
+    return out
