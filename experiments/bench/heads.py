@@ -59,7 +59,9 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
 
     base = dict((c[0], c[1]) for c in CASES)[case]
     progs, out = {}, {}
-    for arm, extra in arms(heads).items():
+    plan = arms(heads)
+    plan.pop("all", None)  # built after the solo arms: from the heads that apply here
+    for arm, extra in _with_all(plan, heads, out):
         try:
             cfg = load_config([*base, f"num_seeds={seeds}", *extra])
             if not progs:  # the pool is sized once per process: by the plain learner's torso
@@ -77,6 +79,8 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
         env_steps = updates * agent.steps_per_update * seeds
         out[arm] = {"compile_s": compile_s, "updates": updates, "env_steps": env_steps, **cost,
                     "flops_per_update": cost["flops"] / updates, "runs_s": []}  # fmt: skip
+        if arm == "all":
+            out[arm]["heads"] = extra[0][len("head=[") : -1].split(",")
         progs[arm] = (compiled, state)
     for _ in range(repeats):
         for arm, (compiled, state) in progs.items():
@@ -89,6 +93,16 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
             r["steps_per_s"] = r["env_steps"] / r["run_s"]
             r["repeats_steps_per_s"] = [r["env_steps"] / t for t in r["runs_s"]]
     return out
+
+
+def _with_all(plan: dict[str, list[str]], heads: list[str], out: dict):
+    """The solo arms, then `all` over the heads whose solo arm compiled (a head that does not
+    apply to this env, e.g. `future` on image observations, is left out and named in
+    out["all"]["heads"])."""
+    yield from plan.items()
+    ok = [h for h in heads if h in out and "error" not in out[h]]
+    if len(ok) > 1:
+        yield "all", [f"head=[{','.join(ok)}]"]
 
 
 def worker(kind: str, rest: list[str]) -> dict:
@@ -156,7 +170,8 @@ def format_row(row: dict) -> list[str]:
     lines = []
     num = lambda x, w, p: f"{x:{w}.{p}f}" if x is not None else f"{'-':>{w}}"
     for arm, r in row["arms"].items():
-        head = f"{row['case']:<22} {row['seeds']:>5} {arm:<12}"
+        label = f"all-{len(r['heads'])}" if "heads" in r else arm  # all: how many heads
+        head = f"{row['case']:<22} {row['seeds']:>5} {label:<12}"
         if "error" in r:
             lines.append(f"{head} error: {' '.join(r['error'])}")
             continue
