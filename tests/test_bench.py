@@ -116,3 +116,14 @@ def test_bench_modules_import_one_way():
     for name, path in files.items():
         for dep in _bench_imports(path):
             assert layer[dep] > layer[name], f"experiments.bench.{name} imports {dep} (upward)"
+
+
+def test_cond_counts_its_dearest_branch_and_keeps_the_cheapest():
+    x = jnp.ones((8, 8))
+
+    def f(p, x):
+        return jax.lax.cond(p, lambda y: y @ y @ y, lambda y: y, x)
+
+    _, _, cost = roofline.compile_with_cost(jax.jit(f), True, x)
+    assert cost["matmul_flops"] == 2 * (2 * 8**3) and cost["flops_min"] == 0
+    assert cost["conds"] == 1

@@ -268,6 +268,13 @@ def main(
     )
     print(format_roof(roof))
     for row in rows:
+        o = row["ours"]
+        if "error" not in o and o.get("flops_min", o["flops"]) < 0.9 * o["flops"]:
+            print(
+                f"{row['case']} x{row['seeds']}: a lax.cond (e.g. DQN before learning_starts) "
+                f"makes its FLOPs an upper bound: {o['flops_min'] / 1e9:.2f} to "
+                f"{o['flops'] / 1e9:.2f} GFLOP in the chunk"
+            )
         for col in ("raw", "ours", "ours_xla_default", "purejaxrl"):
             if row.get(col) and "error" in row[col]:
                 print(f"{row['case']} x{row['seeds']} {col}: {' '.join(row[col]['error'])}")

@@ -8,7 +8,10 @@ Two FLOP counts per program:
 - `flops`: the same kinds of operation counted on the program's jaxpr with every `scan`
   multiplied by its length (dot_general and convolutions exactly, 2 per multiply-add; float
   elementwise ops and reductions 1 per element; integer ops, e.g. threefry, not counted). A
-  `while` with a dynamic trip count is counted once and reported in `while_loops`.
+  `while` with a dynamic trip count is counted once and reported in `while_loops`; a `cond`
+  counts its dearest branch in `flops` (an upper bound) and its cheapest in `flops_min`, so
+  a DQN still filling its buffer (`lax.cond` on learning_starts) shows flops_min << flops:
+  bench it with learning on, as the heads suite does.
 The roofline is a jitted f32 matmul at a learner's typical size (a batch through a 64 x 64
 layer, repeated inside one program as a learner's layers are) and at a large size (2048^3):
 achieved FLOP/s = `flops` / run seconds, reported as a fraction of each.
@@ -69,15 +72,22 @@ def _conv_flops(eqn) -> int:
 
 
 def count_flops(jaxpr) -> dict:
-    """{flops, matmul_flops, while_loops} of a (closed) jaxpr, scans times their length."""
+    """{flops, flops_min, matmul_flops, while_loops, conds} of a (closed) jaxpr, scans times
+    their length."""
     from jax.extend import core
 
     jaxpr = jaxpr.jaxpr if isinstance(jaxpr, core.ClosedJaxpr) else jaxpr
-    total = {"flops": 0, "matmul_flops": 0, "while_loops": 0}
+    total = {"flops": 0, "flops_min": 0, "matmul_flops": 0, "while_loops": 0, "conds": 0}
+    counts = ("while_loops", "conds")  # program structure: not multiplied by trip counts
 
     def add(sub: dict, times: int = 1) -> None:
         for k in total:
-            total[k] += sub[k] * (times if k != "while_loops" else 1)
+            total[k] += sub[k] * (1 if k in counts else times)
+
+    def arith(f: int, matmul: bool = False) -> None:
+        total["flops"] += f
+        total["flops_min"] += f
+        total["matmul_flops"] += f if matmul else 0
 
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
@@ -87,21 +97,19 @@ def count_flops(jaxpr) -> dict:
             add(count_flops(eqn.params["body_jaxpr"]))
             add(count_flops(eqn.params["cond_jaxpr"]))
             total["while_loops"] += 1
-        elif name == "cond":  # the dearest branch: an upper bound
+        elif name == "cond":  # flops: the dearest branch; flops_min: the cheapest
             subs = [count_flops(b) for b in eqn.params["branches"]]
-            add(max(subs, key=lambda s: s["flops"]))
+            hi = max(subs, key=lambda s: s["flops"])
+            add({**hi, "flops_min": min(s["flops_min"] for s in subs)})
+            total["conds"] += 1
         elif name == "dot_general":
-            f = _dot_flops(eqn)
-            total["flops"] += f
-            total["matmul_flops"] += f
+            arith(_dot_flops(eqn), matmul=True)
         elif name == "conv_general_dilated":
-            f = _conv_flops(eqn)
-            total["flops"] += f
-            total["matmul_flops"] += f
+            arith(_conv_flops(eqn), matmul=True)
         elif name in FLOAT_ELEMENTWISE and _is_float(eqn.outvars[0].aval):
-            total["flops"] += _size(eqn.outvars[0].aval)
+            arith(_size(eqn.outvars[0].aval))
         elif name in REDUCTIONS and _is_float(eqn.invars[0].aval):
-            total["flops"] += _size(eqn.invars[0].aval)
+            arith(_size(eqn.invars[0].aval))
         else:  # pjit, custom_jvp/vjp, remat, ...: their inner programs, once
             for sub in core.jaxprs_in_params(eqn.params):
                 add(count_flops(sub))
