@@ -127,3 +127,13 @@ def test_cond_counts_its_dearest_branch_and_keeps_the_cheapest():
     _, _, cost = roofline.compile_with_cost(jax.jit(f), True, x)
     assert cost["matmul_flops"] == 2 * (2 * 8**3) and cost["flops_min"] == 0
     assert cost["conds"] == 1
+
+
+def test_heads_worker_times_plain_and_head_arms_with_more_flops_for_the_head():
+    res = heads.worker("heads", ["ppo/CartPole-v1", "1", "512", "2", "reward_pred"])
+    assert set(res) == {"plain", "reward_pred"}  # one head: no `all` arm
+    plain, head = res["plain"], res["reward_pred"]
+    assert len(plain["runs_s"]) == 2 and plain["updates"] == 1 and plain["steps_per_s"] > 0
+    assert head["flops"] > plain["flops"] > plain["xla_flops"] > 0
+    r = heads.ratios(res)["reward_pred"]
+    assert r["flop_ratio"] > 1 and r["quotient"] == pytest.approx(r["time_ratio"] / r["flop_ratio"])

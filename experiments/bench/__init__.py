@@ -1,7 +1,7 @@
 """`rl-aux bench`: throughput, FLOPs and roofline shares of the learners, one suite per module.
 
 Imports run one way: `cli` (the command and the worker entry) -> the suites (`core`, `heads`,
-`blend`, `atari` -> `atari_peers`, `nethack`, `llm`, `gpu_check` -> core/heads/atari) -> the
+`blend`, `atari` -> `atari_peers`, `nethack`, `llm`; `gpu_check` -> core, heads) -> the
 shared layer (`chunks` -> `roofline`, `runner`). `main` is `cli.main`.
 """
 
