@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-slow test-cluster test-llm-local bench lint clean
+.PHONY: run test test-slow test-cluster test-llm-local bench gpu-check lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ test-llm-local: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/rl-aux bench --suite core --json bench-core.json
+
+# Small core, heads and Atari benches on this machine's device, one JSON, < 5 min (docs/gpu.md).
+# With an NVIDIA GPU (nvidia-smi lists one) it installs the `gpu` extra first; without, it says
+# so and measures the CPU against the CPU roofline.
+gpu-check: $(STAMP)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(PY) -m pip install -q -e ".[gpu]"; \
+	else echo "gpu-check: no NVIDIA GPU (nvidia-smi) found: running on CPU"; fi
+	$(VENV)/bin/rl-aux bench --suite gpu-check --json gpu-check.json
+
 
 # ruff, ruff format and the import contracts (pyproject.toml [tool.importlinter]); .ci/run runs
 # it. All three run, so one call reports every failure; any failing fails the target.

@@ -14,8 +14,11 @@ import warnings
 
 
 def use_unrolled_threefry_on_cpu() -> bool:
-    """Register jax's own unrolled threefry lowering for the CPU platform. True if applied."""
-    if os.environ.get("RL_AUX_ROLLED_THREEFRY") == "1":
+    """Register jax's own unrolled threefry lowering for the CPU platform. True if applied
+    (only when this process runs on CPU: GPU/TPU lowerings are unrolled already)."""
+    from rl_aux import backend
+
+    if os.environ.get("RL_AUX_ROLLED_THREEFRY") == "1" or not backend.on_cpu():
         return False
     try:
         from jax._src.interpreters import mlir

@@ -38,8 +38,14 @@ def configure_cpu_threads(setting: str | int, torso: str) -> int | None:
     """Set the pool size for this process if the backend has not started; returns it.
 
     Returns the thread count now in force when known (None: XLA's default, one per core).
+    Off CPU (a GPU/TPU process, rl_aux/backend.py) nothing is set: the pool serves only the
+    host side there.
     """
+    from rl_aux import backend
+
     n = resolve_cpu_threads(setting, torso)
+    if not backend.on_cpu():
+        return None
     if ENV_VAR in os.environ:  # the user's choice
         return int(os.environ[ENV_VAR]) if os.environ[ENV_VAR].isdigit() else None
     from jax._src import xla_bridge

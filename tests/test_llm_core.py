@@ -173,7 +173,7 @@ def test_keyroom_experiment_arms_validate():
     measured prompt, and the bench replays it from the shipped cache with no server."""
     import os
 
-    from experiments.bench_llm import JUDGE_CACHE, judge_overrides
+    from experiments.bench.llm import JUDGE_CACHE, judge_overrides
     from experiments.config import compose, load_config
 
     arms = compose(["experiment=llm_keyroom_ppo"])["variants"]

@@ -318,7 +318,7 @@ def test_dqn_pays_subgoal_rewards_at_sampling_time():
 
 def test_bench_rows_format_steps_ratios_cpu_and_errors():
     """bench --suite nethack prints ratios and CPU per 1,024 steps; a failed arm says err."""
-    from experiments.bench_nethack import format_cpu, format_row
+    from experiments.bench.nethack import format_cpu, format_row
 
     cpu = {"cpu_ms_per_1024": {"process": 192.4, "workers": 256.0}}
     row = {

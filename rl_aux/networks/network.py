@@ -38,6 +38,8 @@ class NetworkConfig:
     impala_width: float = spec(1.0, gt=0.0)
     # CNN convolutions: XLA's, matmuls, or XLA's with hand-written gradients (networks/conv.py)
     conv: str = spec("lax", choices=("lax", "patches", "canonical"))
+    # ... on GPU/TPU instead (`patches`/`canonical` exist for XLA:CPU; `same`: keep `conv`)
+    conv_off_cpu: str = spec("lax", choices=("lax", "patches", "canonical", "same"))
     # nethack/minihack: conv layers over the 9x9 crops; -1 = the torso's default (nethack 2,
     # minihack 0: the embedded crop goes straight into a Dense, much cheaper on CPU)
     crop_conv_layers: int = spec(-1, ge=-1)
@@ -48,6 +50,15 @@ class NetworkConfig:
     # the activation on h before the head layers (Fang & Stachenfeld's Q: act -> Dense -> ...)
     head_pre_activation: bool = False
     rl_reads_sg_features: bool = False  # decoupled mode: RL heads see stop_gradient(h)
+
+
+def effective_conv(cfg: NetworkConfig) -> str:
+    """The convolution implementation to build: `conv` on CPU, `conv_off_cpu` elsewhere."""
+    from rl_aux import backend
+
+    if backend.on_cpu() or cfg.conv_off_cpu == "same":
+        return cfg.conv
+    return cfg.conv_off_cpu
 
 
 def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
@@ -61,15 +72,18 @@ def _torso(cfg: NetworkConfig, obs_ndim: int, name: str) -> nn.Module:
             cfg.hidden,
             cfg.activation,
             cfg.init,
-            cfg.conv,
+            effective_conv(cfg),
             cfg.linear_out,
             name=name,
         )
     if cfg.torso == "nature_cnn":
-        return TORSOS["nature_cnn"](cfg.features, cfg.init, cfg.conv, name=name)
+        return TORSOS["nature_cnn"](cfg.features, cfg.init, effective_conv(cfg), name=name)
     if cfg.torso == "impala_cnn":
         return TORSOS["impala_cnn"](
-            width_multiplier=cfg.impala_width, features=cfg.features, conv=cfg.conv, name=name
+            width_multiplier=cfg.impala_width,
+            features=cfg.features,
+            conv=effective_conv(cfg),
+            name=name,
         )
     if cfg.torso in ("nethack", "minihack"):  # dict observations (envs/nethack.py)
         from rl_aux.networks.nethack import NetHackEncoder

@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from experiments.bench.chunks import compiled_chunk, conv_override
+
 GAME = "Breakout"
 # Our settings that match CleanRL's defaults (the compute per env step is what is compared).
 OURS = {
@@ -42,6 +44,21 @@ OURS = {
 
 
 # ---------------------------------------------------------------------------- raw envs
+def time_random_steps(env, n_act: int, num_envs: int, steps: int) -> dict:
+    """Env steps/s of uniform random actions on a host vector env (after 20 warm-up steps)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        env.step(rng.integers(0, n_act, num_envs))
+    n = max(steps // num_envs, 1)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        env.step(rng.integers(0, n_act, num_envs))
+    run_s = time.perf_counter() - t0
+    return {"run_s": run_s, "env_steps": n * num_envs, "steps_per_s": n * num_envs / run_s}
+
+
 def worker_raw_envpool(num_envs: int, steps: int) -> dict:
     """envpool's Atari pool from Python (sync mode), uniform random actions, our protocol."""
     import envpool
@@ -61,8 +78,6 @@ def worker_raw_envpool(num_envs: int, steps: int) -> dict:
         max_episode_steps=c.max_frames // c.frameskip,
     )
     env.reset()
-    from experiments.bench_atari import time_random_steps
-
     return time_random_steps(env, env.action_space.n, num_envs, steps)
 
 
@@ -99,15 +114,13 @@ def serve_learner(algo: str, num_envs: int, updates: int, conv: str, backend: st
     """Compile one chunk of `updates` updates, run it once, then time `go K` windows."""
     import jax
 
-    from experiments.bench_atari import compiled_chunk, conv_override
-
     over = [*OURS[algo], *conv_override(conv), f"env.options.backend={backend}"]
     if algo == "ppo":
         over.append(f"agent.num_envs={num_envs}")
-    agent, state, compiled, compile_s, flops = compiled_chunk(over, updates)
+    agent, state, compiled, compile_s, cost = compiled_chunk(over, updates)
     state = jax.block_until_ready(compiled(state))[0]
     steps = updates * agent.steps_per_update
-    _say(event="ready", compile_s=compile_s, flops=flops, steps_per_window=steps)
+    _say(event="ready", compile_s=compile_s, steps_per_window=steps, **cost)
     for line in sys.stdin:
         cmd = line.split()
         if not cmd or cmd[0] == "quit":

@@ -18,16 +18,19 @@ in this process (learner, actor, annotator) and in its NLE workers (stepping and
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import statistics
 import tempfile
 import time
 
+from experiments.bench.runner import cpu_seconds, run_worker, write_json
+
 TASK = "minihack/KeyRoom-Fixed-S5-v0"
 ARMS = ("env", "ellm", "judge", "keyroom_oracle")
 # the judge's answers for every caption of the 3-seed KeyRoom run (docs/llm-subgoal-rewards.md)
-JUDGE_CACHE = os.path.join(os.path.dirname(__file__), "data", "llm", "keyroom_judge_cache.sqlite")
+JUDGE_CACHE = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "data", "llm", "keyroom_judge_cache.sqlite"
+)
 
 
 def judge_overrides(cache_path: str) -> list[str]:
@@ -44,20 +47,6 @@ def worker(kind: str, rest: list[str]) -> dict:
     if kind != "llm_ppo":
         raise ValueError(f"unknown bench worker {kind!r}")
     return _ppo(int(rest[0]), int(rest[1]), int(rest[2]))
-
-
-def cpu_seconds(pids: list[int]) -> tuple[float, float]:
-    """(CPU seconds of this process, of the worker processes `pids`) so far."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    tick, workers = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:  # a restarted worker (none expected in a bench): its time is lost
-            continue
-        workers += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-    return r.ru_utime + r.ru_stime, workers
 
 
 def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
@@ -153,7 +142,7 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
     }
 
 
-def run(scale: float, run_worker) -> dict:
+def run(scale: float, run_worker=run_worker) -> dict:
     warm = max(int(8 * scale), 2)
     updates = max(int(3 * scale), 2)  # short rounds, many of them: less drift inside a round
     rounds = max(int(6 * scale), 3)
@@ -184,3 +173,11 @@ def format_result(res: dict) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def main(scale: float, json_path: str | None) -> int:
+    """The llm suite: the arms' table, printed, and the JSON when asked for."""
+    res = run(scale, run_worker)
+    print(format_result(res))
+    write_json(json_path, {"suite": "llm", "result": res})
+    return 0

@@ -13,9 +13,10 @@ Bars (issue 4): vec >= 1.5x single; PPO on MiniHack-Room (2 workers) >= 0.5x vec
 
 from __future__ import annotations
 
+import sys
 import time
 
-from experiments.bench_llm import cpu_seconds
+from experiments.bench.runner import cpu_seconds, run_worker, write_json
 
 TASKS = (("nethack/Score-v0", "nethack_ppo"), ("minihack/Room-5x5-v0", "minihack_ppo"))
 
@@ -115,7 +116,7 @@ def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
     }
 
 
-def run(seconds: float, updates: int, run_worker) -> list[dict]:
+def run(seconds: float, updates: int, run_worker=run_worker) -> list[dict]:
     rows = []
     for task, experiment in TASKS:
         row = {"task": task}
@@ -157,3 +158,17 @@ def format_cpu(row: dict) -> str:
     return f"{row['task']:<22} CPU ms/1024 steps (process + workers): " + ", ".join(
         one(k) for k in ("vec", "ppo_2w", "ppo_8w")
     )
+
+
+def main(scale: float, json_path: str | None) -> int:
+    """The nethack suite: every task's rows, printed, and the JSON when asked for."""
+    print(HEADER, file=sys.stderr)
+    rows = run(10.0 * scale, max(int(10 * scale), 2), run_worker)
+    print("\n" + HEADER)
+    for row in rows:
+        print(format_row(row))
+    print("(env steps/s; single = one in-process env; vec = NLEVecEnv alone, random policy)")
+    for row in rows:
+        print(format_cpu(row))
+    write_json(json_path, {"suite": "nethack", "rows": rows})
+    return 0

@@ -1,0 +1,139 @@
+"""The bench package: FLOP counting through loops, roofline shares, head ratios, the CLI's
+input checks, and one-way imports inside experiments/bench/."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from experiments.bench import cli, heads, roofline
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "bench"
+
+
+def test_scans_count_their_length_and_xla_counts_the_body_once():
+    x = jnp.ones((32, 16))
+    w = jnp.ones((16, 16))
+
+    def f(x, w):
+        return jax.lax.fori_loop(0, 10, lambda _, y: y @ w, x)
+
+    compiled, _, cost = roofline.compile_with_cost(jax.jit(f), x, w)
+    one = 2 * 32 * 16 * 16
+    assert cost["matmul_flops"] == 10 * one and cost["while_loops"] == 0
+    assert cost["xla_flops"] == pytest.approx(one, rel=0.01)  # why the jaxpr count exists
+    assert roofline.xla_flops(compiled) == cost["xla_flops"]
+
+
+def test_dot_and_conv_flops_equal_xla_on_loop_free_programs():
+    x = jnp.ones((4, 10, 10, 3))
+    k = jnp.ones((3, 3, 3, 8))
+    a, b = jnp.ones((2, 5, 7)), jnp.ones((2, 7, 3))
+
+    def conv(x, k):
+        return jax.lax.conv_general_dilated(
+            x, k, (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def bdot(a, b):
+        return jnp.einsum("bij,bjk->bik", a, b)
+
+    for f, args in ((conv, (x, k)), (bdot, (a, b))):
+        _, _, cost = roofline.compile_with_cost(jax.jit(f), *args)
+        assert cost["matmul_flops"] == pytest.approx(cost["xla_flops"], rel=0.01), f.__name__
+
+
+def test_fractions_best_of_and_head_ratios():
+    def roof(small: float, large: float) -> dict:
+        return {
+            "backend": "cpu",
+            "device": "cpu",
+            "small": {"shape": [1, 64, 64], "reps": 1, "flops_per_s": small},
+            "large": {"shape": [2, 2, 2], "flops_per_s": large},
+        }
+
+    best = roofline.best_of(roof(10.0, 100.0), roof(20.0, 50.0), {"error": ["x"]})
+    assert best["small"]["flops_per_s"] == 20.0 and best["large"]["flops_per_s"] == 100.0
+    got = roofline.fractions(40.0, 2.0, best)
+    assert got == {"flops_per_s": 20.0, "roof_small": 1.0, "roof_large": 0.2}
+    assert roofline.fractions(None, 2.0, best) == {}
+    res = {"plain": {"run_s": 1.0, "flops": 100.0}, "a": {"run_s": 3.0, "flops": 200.0},
+           "b": {"error": ["boom"]}}  # fmt: skip
+    r = heads.ratios(res)
+    assert r == {"a": {"time_ratio": 3.0, "flop_ratio": 2.0, "quotient": 1.5}}
+    assert list(heads.arms(["x", "y"])) == ["plain", "x", "y", "all"]
+    assert heads.arms(["x", "y"])["all"] == ["head=[x,y]"]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--suite", "heads", "--cases", "ppo/Nope"], "--cases ['ppo/Nope'] not in suite heads"),
+        (["--suite", "heads", "--heads", "nope"], "--heads ['nope'] not registered"),
+        (["--suite", "core", "--cases", "x"], "not in suite core"),
+        (["--seeds", "a"], "--seeds='a'"),
+        (["--repeats", "0"], "--repeats=0"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value(argv, needle, capsys):
+    assert cli.main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+LAYERS = [  # top to bottom: a module may import only modules of lower layers
+    {"cli"},
+    {"gpu_check"},
+    {"core", "heads", "blend", "atari", "nethack", "llm"},
+    {"atari_peers"},
+    {"chunks"},
+    {"roofline", "runner"},
+]
+
+
+def _bench_imports(path: pathlib.Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "experiments.bench":
+                out |= {a.name for a in node.names}
+            elif node.module.startswith("experiments.bench."):
+                out.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            out |= {
+                a.name.split(".")[2] for a in node.names if a.name.startswith("experiments.bench.")
+            }
+    return out
+
+
+def test_bench_modules_import_one_way():
+    layer = {m: i for i, names in enumerate(LAYERS) for m in names}
+    files = {p.stem: p for p in BENCH.glob("*.py") if not p.stem.startswith("__")}
+    assert set(files) == set(layer), "a new bench module needs a place in LAYERS"
+    for name, path in files.items():
+        for dep in _bench_imports(path):
+            assert layer[dep] > layer[name], f"experiments.bench.{name} imports {dep} (upward)"
+
+
+def test_cond_counts_its_dearest_branch_and_keeps_the_cheapest():
+    x = jnp.ones((8, 8))
+
+    def f(p, x):
+        return jax.lax.cond(p, lambda y: y @ y @ y, lambda y: y, x)
+
+    _, _, cost = roofline.compile_with_cost(jax.jit(f), True, x)
+    assert cost["matmul_flops"] == 2 * (2 * 8**3) and cost["flops_min"] == 0
+    assert cost["conds"] == 1
+
+
+def test_heads_worker_times_plain_and_head_arms_with_more_flops_for_the_head():
+    res = heads.worker("heads", ["ppo/CartPole-v1", "1", "512", "2", "reward_pred"])
+    assert set(res) == {"plain", "reward_pred"}  # one head: no `all` arm
+    plain, head = res["plain"], res["reward_pred"]
+    assert len(plain["runs_s"]) == 2 and plain["updates"] == 1 and plain["steps_per_s"] > 0
+    assert head["flops"] > plain["flops"] > plain["xla_flops"] > 0
+    r = heads.ratios(res)["reward_pred"]
+    assert r["flop_ratio"] > 1 and r["quotient"] == pytest.approx(r["time_ratio"] / r["flop_ratio"])
