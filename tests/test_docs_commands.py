@@ -21,7 +21,8 @@ composed and validated (no compile), so a config error in it fails.
 
 Split: FAST (one command per distinct code path: PPO and DQN on a JAX env, heads and grids,
 resume, plot, a plugin head, the reward blend, a host-stepped NLE env, an experiment with
-variants) runs by default, ~2-3 min on 2 idle cores; every other command is
+variants) runs by default, ~2-3 min on 2 idle cores, except those in IN_GOLDEN, whose paths the
+golden runs already train by default; every other command is
 `@pytest.mark.slow` (`pytest -m slow tests/test_docs_commands.py`; tens of minutes). DEPENDS
 names the earlier command of the same block whose output a command reads; it runs first.
 """
@@ -210,8 +211,13 @@ def _find(key: tuple[str, str]) -> Command:
     return hits[0]
 
 
+# FAST commands whose code path the golden runs (tests/test_golden.py) already train by default;
+# they run with -m slow, to keep the default suite inside CI's budget.
+IN_GOLDEN = [FAST[1], FAST[2], FAST[6]]
+
+
 def _is_fast(c: Command) -> bool:
-    return any(c.matches(k) for k in FAST)
+    return any(c.matches(k) for k in FAST if k not in IN_GOLDEN)
 
 
 def _params() -> list:
