@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+import jax
 import optax
 
 # `agent.clip_scope`. auto: `groups` when a stop-gradient is configured, else `global`.
@@ -70,8 +71,6 @@ NO_GROUPS = ClipGroups()  # nothing cut apart: one global norm
 
 
 def _fill(tree, label: str):
-    import jax
-
     return jax.tree.map(lambda _: label, tree)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from experiments.bench.chunks import agent_torso
+from experiments.bench.chunks import agent_torso, time_interleaved
 from experiments.bench.runner import run_worker
 
 # the BARFI blend's cost per update against the plain learner (the same
@@ -66,11 +66,8 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
         out[arm] = {"compile_s": time.perf_counter() - t0, "runs_s": []}
         jax.block_until_ready(compiled(state))  # warm-up
         progs[arm] = (compiled, state)
-    for _ in range(repeats):
-        for arm, (compiled, state) in progs.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(state))
-            out[arm]["runs_s"].append(time.perf_counter() - t0)
+    for arm, runs in time_interleaved(progs, repeats).items():
+        out[arm]["runs_s"] = runs
     for r in out.values():  # the fastest round: the least disturbed by other processes
         r["run_s"] = min(r["runs_s"])
         r["s_per_update"] = r["run_s"] / updates

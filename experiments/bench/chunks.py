@@ -51,3 +51,17 @@ def conv_override(conv: str) -> list[str]:
 def agent_torso(agent_cfg) -> str:
     """The agent's torso name ('mlp' when it has no network config): sizes the CPU pool."""
     return getattr(getattr(agent_cfg, "network", None), "torso", "mlp")
+
+
+def time_interleaved(progs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each (compiled, state) in `progs`, `repeats` rounds taken in turn, so load
+    drifts between rounds rather than between arms."""
+    import jax
+
+    runs: dict[str, list[float]] = {arm: [] for arm in progs}
+    for _ in range(repeats):
+        for arm, (compiled, state) in progs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(state))
+            runs[arm].append(time.perf_counter() - t0)
+    return runs

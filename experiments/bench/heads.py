@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 
-from experiments.bench.chunks import agent_torso
+from experiments.bench.chunks import agent_torso, time_interleaved
 from experiments.bench.roofline import best_of, compile_with_cost, format_roof, fractions
 from experiments.bench.runner import run_worker, write_json
 
@@ -82,11 +81,8 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
         if arm == "all":
             out[arm]["heads"] = extra[0][len("head=[") : -1].split(",")
         progs[arm] = (compiled, state)
-    for _ in range(repeats):
-        for arm, (compiled, state) in progs.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(state))
-            out[arm]["runs_s"].append(time.perf_counter() - t0)
+    for arm, runs in time_interleaved(progs, repeats).items():
+        out[arm]["runs_s"] = runs
     for r in out.values():
         if "runs_s" in r:
             r["run_s"] = statistics.median(r["runs_s"])
