@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balance import BALANCERS, balanced_grads
+from rl_aux.agent import register_agent
+from rl_aux.balance import BalancerConfig, balanced_grads
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
@@ -60,11 +61,9 @@ class DQNConfig:
     # replaced by MSE (docs/results/future-prediction.md)
     loss: str = spec("mse", choices=("mse", "huber", "l1"))
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
-    balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
-    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
-    gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
-    gradnorm_lr: float = spec(1e-2, gt=0.0)
-    gradnorm_learn_main: bool = False  # True: the paper (main weight learned too)
+    # agent.balancer.name=<balancer> (or agent.balancer=<balancer>), its options as
+    # agent.balancer.<option>=... (rl-aux describe balancer=<balancer>)
+    balancer: BalancerConfig = BalancerConfig()
     network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
 
 
@@ -85,7 +84,11 @@ class DQNState:
     aux_table: Any = None  # [N_max, G] reward table read at sampling time (with_sample_reward)
 
 
+@register_agent("dqn")
 class DQN:
+    """agent=dqn: the Agent protocol of rl_aux/agent.py."""
+
+    Config = DQNConfig
     kind = "q"
     # equal across vmapped seeds: kept unbatched (see rl_aux/vectorize.py)
     SHARED_FIELDS = ("update", "grad_steps", "replay.pos", "replay.size")

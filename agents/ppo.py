@@ -19,7 +19,8 @@ import optax
 from flax import struct
 
 from agents.reward_hook import RewardHook
-from rl_aux.balance import BALANCERS, balanced_grads
+from rl_aux.agent import register_agent
+from rl_aux.balance import BalancerConfig, balanced_grads
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
@@ -60,11 +61,9 @@ class PPOConfig:
     clip_value_loss: bool = True
     bootstrap_truncation: bool = True  # V(final obs) at time-limit ends (False: treat as terminal)
     normalize_advantages: bool = True
-    balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
-    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
-    gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
-    gradnorm_lr: float = spec(1e-2, gt=0.0)
-    gradnorm_learn_main: bool = False  # True: the paper (main weight learned too)
+    # agent.balancer.name=<balancer> (or agent.balancer=<balancer>), its options as
+    # agent.balancer.<option>=... (rl-aux describe balancer=<balancer>)
+    balancer: BalancerConfig = BalancerConfig()
     network: NetworkConfig = NetworkConfig(separate_critic=True)
 
 
@@ -84,7 +83,11 @@ class PPOState:
     reward: Any = None  # the reward module's learned state (agents/reward_hook.py), or None
 
 
+@register_agent("ppo")
 class PPO:
+    """agent=ppo: the Agent protocol of rl_aux/agent.py."""
+
+    Config = PPOConfig
     kind = "actor_critic"
     SHARED_FIELDS = ("update",)  # equal across vmapped seeds (see rl_aux/vectorize.py)
 

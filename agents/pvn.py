@@ -26,6 +26,7 @@ import optax
 from flax import struct
 
 from agents.dqn import DQN, DQNConfig
+from rl_aux.agent import register_agent
 from rl_aux.configs import ConfigError, spec
 from rl_aux.dataset import load_transitions
 from rl_aux.heads.base import HeadInputs
@@ -330,9 +331,11 @@ def run_pretrain(cfg, quiet: bool = False) -> dict:
         store.close()
 
 
+@register_agent("pvn_pretrain")
 class PVNPretrainAgent:
     """The `agent=pvn_pretrain` entry: an offline learner that owns its host loop."""
 
+    Config = PVNPretrainConfig
     run_offline = staticmethod(run_pretrain)
 
 
@@ -352,8 +355,11 @@ class PVNLinearConfig(DQNConfig):
     adam_eps: float = spec(1.5e-4, gt=0.0)
 
 
+@register_agent("pvn_linear")
 class PVNLinearEval(DQN):
     """DQN whose Q layer reads a pre-trained torso; `frozen` stops every gradient to it."""
+
+    Config = PVNLinearConfig
 
     def __init__(self, cfg: PVNLinearConfig, env, heads, total_updates: int):
         if cfg.network.head_hidden:

@@ -34,7 +34,7 @@ ARMS = {
     "uncertainty": ["agent.balancer=uncertainty"],
     "pcgrad": ["agent.balancer=pcgrad"],
     "gcs": ["agent.balancer=gcs"],
-    "bloop": ["agent.balancer=bloop", "agent.bloop_ema=0.1"],
+    "bloop": ["agent.balancer=bloop", "agent.balancer.ema=0.1"],
     "auxinash": ["agent.balancer=auxinash"],
     "gradnorm": ["agent.balancer=gradnorm"],
 }

@@ -16,7 +16,7 @@ import re
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DOCS = "README.md (usage, config groups) and docs/*.md (one page per topic)"
 
-AGENTS = ("ppo", "dqn", "pvn_pretrain", "pvn_linear")  # experiments.config.agent_classes
+AGENTS = ("ppo", "dqn", "pvn_pretrain", "pvn_linear")  # agents.registry.registered_agents()
 HEADS = (  # registered_heads()
     "future",
     "latent_pred",
@@ -30,7 +30,7 @@ PLUGIN_HEADS = {  # the plugin example in this repository (from a checkout: PYTH
     "inverse_dynamics": "examples.plugins.inverse_dynamics",
 }
 REWARDS = ("blend", "ellm", "env", "keyroom_oracle", "subgoal")  # registered_rewards()
-BALANCERS = (  # rl_aux.balancers.BALANCERS (agent.balancer=...)
+BALANCERS = (  # rl_aux.balancers.BALANCERS.names() (agent.balancer=...)
     "weighted_sum",
     "bloop",
     "pcgrad",
@@ -62,7 +62,8 @@ MEMORY = (  # envs.memory.NAMES
 BARFI_AUX = ("centre", "distance")  # envs.barfi_grid.AUX_KINDS
 FOUR_ROOMS_CELLS = 104  # envs.four_rooms.NUM_CELLS
 FOUR_ROOMS = ("reward_free", *(f"goal{k}" for k in range(FOUR_ROOMS_CELLS)))
-# env families and what they need installed (shown when a family is empty)
+# env families and what they need installed (shown when a family is empty): envs.registry's
+# ENV_FAMILIES in registration order, each family's `note`
 FAMILY_NOTES = {
     "gymnax": "classic control, MinAtar, bsuite (gymnax)",
     "memory": "memory tasks (T-maze, repeat-previous, ...)",
@@ -76,21 +77,21 @@ FAMILY_NOTES = {
 
 
 def nle_tasks() -> list[str]:
-    """`nethack/<task>` and `minihack/<task>` names from gymnasium's registry (as
-    envs.nethack.nethack_tasks); empty when nle/minihack are not installed."""
+    """`nethack/<task>` then `minihack/<task>` names from gymnasium's registry (as the
+    nethack and minihack families of envs.registry); empty when nle/minihack are not installed."""
     try:
         import gymnasium as gym
         import minihack  # noqa: F401  (registers the MiniHack-* ids)
         import nle  # noqa: F401  (registers the NetHack* ids)
     except ImportError:
         return []
-    out = []
+    nethack, minihack = [], []
     for gid in gym.registry:
         if gid.startswith("MiniHack-") and "-Custom-" not in gid:
-            out.append("minihack/" + gid.removeprefix("MiniHack-"))
+            minihack.append("minihack/" + gid.removeprefix("MiniHack-"))
         elif gid.startswith("NetHack") and gid != "NetHack-v0":
-            out.append("nethack/" + gid.removeprefix("NetHack"))
-    return out
+            nethack.append("nethack/" + gid.removeprefix("NetHack"))
+    return nethack + minihack
 
 
 def atari_games() -> list[str]:
@@ -192,8 +193,10 @@ Config groups (group=option):
 Top-level keys (key=value; nested groups: eval.*, logger.*, checkpoint.*, distributed.*, llm.*):
 {chr(10).join(keys)}
 
-Plugins: plugins=[my_pkg.my_head] imports your modules first, so the heads (or reward modules)
-  they register become selectable (head=my_head); see docs/add-an-auxiliary-head.md.
+Plugins: plugins=[my_pkg.my_mod,path/to/file.py] imports your modules first, so the agents, env
+  families, heads, reward modules and balancers they register become selectable (agent=...,
+  env=<family>/<task>, head=..., reward=..., agent.balancer=...). Examples, one per kind, in
+  examples/plugins/; what to write: docs/development.md ("Add a plugin").
 
 Options:
   --help, -h             this text; with group=option (e.g. head=next_latent --help) that

@@ -16,7 +16,6 @@ import re
 import tempfile
 from typing import Any
 
-from envs.nethack import NetHackOptions
 from rl_aux.configs import (
     ConfigError,
     check_value,
@@ -31,23 +30,7 @@ from rl_aux.llm.config import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.vectorize import RUN_BATCHINGS
 
-# env.options of generated nethack/* and minihack/* configs: every NetHackOptions field
-NETHACK_OPTION_DEFAULTS = to_dict(NetHackOptions())
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-
-
-def agent_classes() -> dict[str, tuple[type, type]]:
-    """name -> (agent class, config dataclass)."""
-    from agents.dqn import DQN, DQNConfig
-    from agents.ppo import PPO, PPOConfig
-    from agents.pvn import PVNLinearConfig, PVNLinearEval, PVNPretrainAgent, PVNPretrainConfig
-
-    return {
-        "ppo": (PPO, PPOConfig),
-        "dqn": (DQN, DQNConfig),
-        "pvn_pretrain": (PVNPretrainAgent, PVNPretrainConfig),
-        "pvn_linear": (PVNLinearEval, PVNLinearConfig),
-    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +82,7 @@ class DistributedConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    agent: Any = None  # PPOConfig | DQNConfig, chosen by agent_name
+    agent: Any = None  # the registered agent's Config (rl_aux/agent.py), chosen by agent_name
     agent_name: str = "ppo"
     env: EnvConfig = EnvConfig()
     heads: dict = dataclasses.field(default_factory=dict)  # name -> HeadConfig subclass
@@ -120,7 +103,9 @@ class TrainConfig:
     distributed: DistributedConfig = DistributedConfig()
     variants: dict = dataclasses.field(default_factory=dict)  # label -> list of overrides
     plot: bool = False  # after training (all variants), write figures to <experiment dir>/plots
-    plugins: tuple = ()  # modules imported before composing (they register heads)
+    # modules or .py files imported before composing: they register agents, env families,
+    # heads, reward modules or balancers (docs/development.md, "Add a plugin")
+    plugins: tuple = ()
     cpu_threads: Any = "auto"  # XLA:CPU pool: auto (1 for MLP torsos) or N (rl_aux/cpu_threads.py)
     # seeds x grid points: vmap (one batched program) or map (one run after another; see
     # rl_aux/vectorize.py over_runs, docs/performance.md: keep vmap unless a bench says otherwise)
@@ -142,26 +127,28 @@ _TOP_LEVEL = [
 TEXT_REWARDS = ("subgoal", "ellm", "keyroom_oracle")
 
 
-_REGISTERED_FOR: set[tuple] = set()  # (heads, rewards) the ConfigStore already holds
+_REGISTERED_FOR: set[tuple] = set()  # registry contents the ConfigStore already holds
 
 
 def register_generated_groups() -> None:
     """Store the generated config groups (agents, heads, rewards, yaml-less envs) in hydra."""
     from hydra.core.config_store import ConfigStore
 
-    key = (tuple(registered_heads()), tuple(registered_rewards()))
+    from agents.registry import AGENTS
+    from envs.registry import ENV_FAMILIES, env_options, registered_envs
+
+    key = (
+        tuple(AGENTS.names()),
+        tuple(ENV_FAMILIES.names()),
+        tuple(registered_heads()),
+        tuple(registered_rewards()),
+    )
     if key in _REGISTERED_FOR:  # the nodes are the dataclass defaults: storing once suffices
         return
     _REGISTERED_FOR.add(key)
     cs = ConfigStore.instance()
-    for name, (_, cfg_cls) in agent_classes().items():
-        cs.store(group="agent", name=name, node={"name": name, **to_dict(cfg_cls())})
-    from envs.nethack import nethack_tasks
-
-    for name in nethack_tasks():  # env=nethack/<task>, env=minihack/<task> (generated)
-        family, _, task = name.partition("/")
-        node = {"name": name, "options": dict(NETHACK_OPTION_DEFAULTS)}
-        cs.store(group=f"env/{family}", name=task, node=node, package="env")
+    for name, cls in AGENTS.items():
+        cs.store(group="agent", name=name, node={"name": name, **to_dict(cls.Config())})
     for name in registered_heads():
         node = to_dict(head_class(name).Config())
         cs.store(group="head", name=name, node=node, package=f"heads.{name}")
@@ -169,11 +156,8 @@ def register_generated_groups() -> None:
         cs.store(
             group="reward", name=name, node={"name": name, **to_dict(reward_class(name).Config())}
         )
-    from envs.registry import env_options, registered_envs
-
-    nle = set(nethack_tasks())
     for name in registered_envs():  # envs without a yaml file (e.g. atari/<Game>)
-        if name in nle or os.path.exists(os.path.join(CONFIG_DIR, "env", f"{name}.yaml")):
+        if os.path.exists(os.path.join(CONFIG_DIR, "env", f"{name}.yaml")):
             continue
         family, _, task = name.rpartition("/")
         node = {"name": name, "options": env_options(name)}
@@ -199,7 +183,7 @@ def compose(overrides: list[str]) -> dict:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            cfg = hydra_compose("config", overrides=[force_grid(o) for o in overrides])
+            cfg = hydra_compose("config", overrides=[hydra_override(o) for o in overrides])
             return OmegaConf.to_container(cfg, resolve=True)
     except MissingConfigException as e:
         raise ConfigError(_missing_option_message(str(e))) from None
@@ -234,32 +218,75 @@ def check_override_syntax(overrides: list[str]) -> None:
                 "options: --help, --cfg job (print the resolved config); see rl-aux train --help"
             )
         try:
-            parser.parse_override(force_grid(o))
+            parser.parse_override(hydra_override(o))
         except HydraException as e:  # the parser raises HydraException or a subclass
             why = str(e).splitlines()[0]
             raise ConfigError(f"malformed override {o!r} ({why}); {OVERRIDE_SYNTAX}") from None
 
 
 def import_plugins(overrides: list[str]) -> list[str]:
-    """Import the modules named by a `plugins=[pkg.mod,...]` override (they register heads)."""
-    import importlib
-
+    """Import what a `plugins=[pkg.mod,path/to/file.py,...]` override names: importing a plugin
+    registers the agents, env families, heads, reward modules or balancers it defines."""
     mods: list[str] = []
     for o in overrides:
         if o.startswith("plugins="):
             mods = [m.strip() for m in o.split("=", 1)[1].strip("[]").split(",") if m.strip()]
     for m in mods:
-        try:
-            importlib.import_module(m)
-        except ImportError as e:
-            msg = f"plugins: cannot import {m!r} ({e}); give importable module names"
-            raise ConfigError(msg) from None
+        import_plugin(m)
     return mods
 
 
-def force_grid(override: str) -> str:
-    """`grid.<hp>=[...]` adds a new grid axis: hydra needs `++` to add keys to a dict."""
-    return "++" + override if override.startswith("grid.") else override
+def import_plugin(name: str) -> None:
+    """Import one plugin: a module name (pkg.mod) or a .py file path (loaded once per path)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    try:
+        if not name.endswith(".py"):
+            importlib.import_module(name)
+            return
+        path = os.path.abspath(name)
+        mod_name = "rl_aux_plugin_" + re.sub(r"\W", "_", path)
+        if mod_name in sys.modules:
+            return
+        if not os.path.isfile(path):
+            raise ImportError(f"no such file: {path}")
+        spec_ = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec_)
+        sys.modules[mod_name] = module
+        try:
+            spec_.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[mod_name]
+            raise
+    except ImportError as e:
+        raise ConfigError(
+            f"plugins: cannot import {name!r} ({e}); accepted: importable module names "
+            "(pkg.mod) or paths of .py files"
+        ) from None
+
+
+# balancer options that were agent fields before the nested agent.balancer config
+MOVED_KEYS = {
+    "bloop_ema": "agent.balancer.name=bloop agent.balancer.ema=...",
+    "gradnorm_alpha": "agent.balancer.name=gradnorm agent.balancer.alpha=...",
+    "gradnorm_lr": "agent.balancer.name=gradnorm agent.balancer.lr=...",
+    "gradnorm_learn_main": "agent.balancer.name=gradnorm agent.balancer.learn_main=...",
+}
+
+
+def hydra_override(override: str) -> str:
+    """An override as hydra must see it: `grid.<hp>=[...]` and `agent.balancer.<option>=v` add
+    keys (hydra needs `++`); `agent.balancer=<name>` selects by name (`agent.balancer.name`)."""
+    if override.startswith("grid."):
+        return "++" + override
+    key, eq, value = override.partition("=")
+    if key == "agent.balancer" and eq and not value.lstrip().startswith("{"):
+        return f"agent.balancer.name={value}"
+    if key.startswith("agent.balancer.") and key != "agent.balancer.name" and eq:
+        return "++" + override
+    return override
 
 
 def _missing_option_message(msg: str) -> str:
@@ -271,9 +298,7 @@ def _missing_option_message(msg: str) -> str:
     group, _, option = missing.rpartition("/")
     choices = opts.group(2).split() if opts else []
     if not choices and group in ("head", "agent", "reward"):  # a list item (head=[a,nope])
-        choices = {"head": registered_heads, "agent": lambda: list(agent_classes())}.get(
-            group, registered_rewards
-        )()
+        choices = {"head": registered_heads, "agent": _agent_names}.get(group, registered_rewards)()
     if group.startswith("env"):
         from envs.registry import check_env_name, unknown_env_message
 
@@ -281,7 +306,7 @@ def _missing_option_message(msg: str) -> str:
         try:  # a known family explains itself (close matches, or what to install)
             check_env_name(option)
         except (ValueError, ImportError) as e:
-            if option.startswith("atari/"):
+            if not str(e).startswith("env.name="):  # the family's own, more specific message
                 return str(e)
         return "env=" + unknown_env_message(option).removeprefix("env.name=")
     what = {"head": "head", "agent": "agent", "reward": "reward module"}.get(group, "option")
@@ -295,6 +320,8 @@ def _override_message(msg: str, overrides: list[str]) -> str:
         return msg.strip().splitlines()[0]
     path = m.group(1)
     parent, _, key = path.rpartition(".")
+    if parent == "agent" and key in MOVED_KEYS:
+        return f"{path} is now set in the nested balancer config: {MOVED_KEYS[key]}"
     accepted = _accepted_keys(parent, overrides)
     close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -326,8 +353,9 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
     head = parent.split(".")[0]
     if head == "agent":
         name = next((o.split("=", 1)[1] for o in overrides if o.startswith("agent=")), "ppo")
-        cls = agent_classes().get(name, (None, None))[1]
-        node = cls() if cls else None
+        from agents.registry import AGENTS
+
+        node = AGENTS.get(name).Config() if name in AGENTS else None
         for part in parent.split(".")[1:]:
             node = getattr(node, part, None)
         return ["name", *[f.name for f in dataclasses.fields(node)]] if node else []
@@ -340,14 +368,11 @@ def _accepted_keys(parent: str, overrides: list[str]) -> list[str]:
     if head == "heads" and parent.count(".") == 1:
         return [f.name for f in dataclasses.fields(head_class(parent.split(".")[1]).Config)]
     if parent == "env.options":
-        from envs.registry import env_options
+        from envs.registry import ENV_FAMILIES, env_options
 
         env = next((o.split("=", 1)[1] for o in overrides if o.startswith("env=")), "")
-        if env.partition("/")[0] in ("nethack", "minihack"):
-            return list(NETHACK_OPTION_DEFAULTS)
-        return list(env_options(env)) or [
-            "(none: only atari/*, nethack/*, minihack/* take options)"
-        ]
+        takes = ", ".join(f"{n}/*" for n, f in ENV_FAMILIES.items() if f.takes_options)
+        return list(env_options(env)) or [f"(none: only {takes} take options)"]
     sub = {
         "eval": EvalConfig,
         "logger": LoggerConfig,
@@ -367,16 +392,12 @@ def build(raw: dict) -> TrainConfig:
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"{key} is not a known key. Accepted keys: {', '.join(_TOP_LEVEL)}")
-    agents = agent_classes()
+    from agents.registry import agent_class
+
     agent_raw = dict(raw.pop("agent", {"name": "ppo"}))
     agent_name = agent_raw.pop("name", "ppo")
-    if agent_name not in agents:
-        raise ConfigError(
-            unknown_name_message(
-                "agent", agent_name, list(agents), "agent", "rl-aux describe agent"
-            )
-        )
-    agent_cfg = from_dict(agents[agent_name][1], agent_raw, "agent")
+    agent_cls = agent_class(agent_name)  # UnknownName is a ConfigError naming the agents
+    agent_cfg = build_agent_config(agent_cls.Config, agent_raw)
     env_cfg = from_dict(EnvConfig, raw.pop("env", {}), "env")
     from envs.registry import check_env_name
 
@@ -407,10 +428,13 @@ def build(raw: dict) -> TrainConfig:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     reward_cfg = from_dict(reward_cls.Config, reward_raw, "reward")
-    if reward_name in TEXT_REWARDS and not env_cfg.name.startswith(("nethack/", "minihack/")):
+    from envs.registry import ENV_FAMILIES, env_family
+
+    if reward_name in TEXT_REWARDS and not env_family(env_cfg.name).text_observations:
+        text = [f"{n}/" for n, f in ENV_FAMILIES.items() if f.text_observations]
         raise ConfigError(
             f"reward={reward_name} reads NLE/MiniHack text observations; env.name="
-            f"{env_cfg.name!r} has none. Use a nethack/ or minihack/ env"
+            f"{env_cfg.name!r} has none. Use an env of: {', '.join(text)}"
         )
     if reward_name == "blend":
         reward_cfg = _blend_sources(reward_cfg, env_cfg.name)
@@ -430,7 +454,9 @@ def build(raw: dict) -> TrainConfig:
 def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
     """reward.sources for reward=blend: checked against the env's published auxiliary rewards
     (empty: all of them). Host-stepped envs get theirs from one host-side source."""
-    if env_name.startswith(("nethack/", "minihack/")):  # one host-side source (host_loop.py)
+    from envs.registry import env_family
+
+    if env_family(env_name).host_stepped:  # one host-side source (host_loop.py)
         from agents.host_loop import HOST_BLEND_SOURCES
 
         if len(reward_cfg.sources) != 1 or reward_cfg.sources[0] not in HOST_BLEND_SOURCES:
@@ -456,6 +482,45 @@ def _blend_sources(reward_cfg: Any, env_name: str) -> Any:
             f"reward of env {env_name!r}. Accepted values: {', '.join(have)}"
         )
     return dataclasses.replace(reward_cfg, sources=tuple(reward_cfg.sources) or have)
+
+
+def _agent_names() -> list[str]:
+    from agents.registry import registered_agents
+
+    return registered_agents()
+
+
+def build_agent_config(cfg_cls: type, agent_raw: dict) -> Any:
+    """The agent's Config from its raw fields; a `balancer` field is built as the nested config
+    of the balancer it names (`agent.balancer.name` and that balancer's own options)."""
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    if "balancer" not in fields or "balancer" not in agent_raw:
+        return from_dict(cfg_cls, agent_raw, "agent")
+    from rl_aux.balancers import BALANCERS
+
+    bal_raw = agent_raw.pop("balancer")
+    if isinstance(bal_raw, str) or bal_raw is None:  # agent.balancer: pcgrad in a yaml
+        bal_raw = {"name": bal_raw}
+    if not isinstance(bal_raw, dict):
+        raise ConfigError(
+            f"agent.balancer={bal_raw!r}: accepted: a balancer name, or its config "
+            "(agent.balancer.name=<balancer> agent.balancer.<option>=...)"
+        )
+    bal_raw = dict(bal_raw)
+    name = bal_raw.setdefault("name", "weighted_sum")
+    if not isinstance(name, str):
+        raise ConfigError(f"agent.balancer.name={name!r} must be a string (a balancer name)")
+    kind = BALANCERS.get(name)  # UnknownName: close matches and the accepted names
+    options = [f.name for f in dataclasses.fields(kind.Config) if f.name != "name"]
+    unknown = sorted(set(bal_raw) - {"name", *options})
+    if unknown:
+        raise ConfigError(
+            f"agent.balancer.{unknown[0]} is not an option of agent.balancer={name}. Accepted "
+            f"options: {', '.join(options) or 'none'} (rl-aux describe balancer=<name> lists "
+            "each balancer's)"
+        )
+    balancer = from_dict(kind.Config, bal_raw, "agent.balancer")
+    return dataclasses.replace(from_dict(cfg_cls, agent_raw, "agent"), balancer=balancer)
 
 
 def torso_name(agent_cfg: Any) -> str:

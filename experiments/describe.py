@@ -152,7 +152,7 @@ def describe_section(section: str) -> list[str]:
 
 def describe_option(group: str, name: str) -> list[str]:
     """One option of a group: its doc line and fields (imports its module)."""
-    from experiments.config import agent_classes, registered_heads
+    from experiments.config import registered_heads
     from rl_aux.configs import unknown_name_message
 
     def unknown(names: list[str], what: str) -> DescribeError:
@@ -168,10 +168,12 @@ def describe_option(group: str, name: str) -> list[str]:
         out = [f"head={name}: {_doc_line(cls)}", f"  requires: {sorted(cls.requires) or '-'}"]
         return out + describe_fields(cls.Config, f"heads.{name}.")
     if group == "agent":
-        agents = agent_classes()
-        if name not in agents:
-            raise unknown(list(agents), "agent")
-        agent_cls, cfg_cls = agents[name]
+        from agents.registry import agent_class, registered_agents
+
+        if name not in registered_agents():
+            raise unknown(registered_agents(), "agent")
+        agent_cls = agent_class(name)
+        cfg_cls = agent_cls.Config
         doc = _doc_line(agent_cls) or _doc_line(cfg_cls) or agent_cls.__name__
         return [f"agent={name}: {doc}", *describe_fields(cfg_cls, "agent.")]
     if group == "reward":
@@ -185,8 +187,10 @@ def describe_option(group: str, name: str) -> list[str]:
         from rl_aux.balancers import BALANCERS
 
         if name not in BALANCERS:
-            raise unknown(list(BALANCERS), "balancer")
-        return [f"agent.balancer={name}: {_doc_line(BALANCERS[name])}"]
+            raise unknown(BALANCERS.names(), "balancer")
+        kind = BALANCERS.get(name)
+        options = describe_fields(kind.Config, "agent.balancer.")[1:]  # [0] is its name
+        return [f"agent.balancer={name}: {_doc_line(kind.make)}", *options]
     if group == "experiment":
         path = f"{catalog.CONFIG_DIR}/experiment/{name}.yaml"
         if name not in catalog.experiments():
@@ -212,17 +216,13 @@ def describe_env(name: str) -> list[str]:
         check_env_name(name)
     except (ValueError, ImportError) as e:
         raise DescribeError(str(e)) from None
-    opts = env_options(name)
+    from envs.registry import env_family
+
     lines = [f"env={name}"]
-    if name.startswith(("nethack/", "minihack/")):
-        from envs.nethack import NetHackOptions
-
-        return lines + describe_fields(NetHackOptions, "env.options.")
-    if name.startswith("atari/"):
-        from envs.atari import AtariConfig
-
-        return lines + describe_fields(AtariConfig, "env.options.")
-    return lines + [f"  env.options.{k} = {v!r}" for k, v in opts.items()]
+    options_class = env_family(name).options_class()
+    if options_class is not None:
+        return lines + describe_fields(options_class, "env.options.")
+    return lines + [f"  env.options.{k} = {v!r}" for k, v in env_options(name).items()]
 
 
 def _unknown_group(arg: str) -> str:

@@ -12,7 +12,6 @@ writes one GIF per run of its first greedy episode (`RUN_DIR/eval/<checkpoint>_g
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import os
@@ -30,7 +29,6 @@ CARTPOLE_SIZE = (300, 180)
 HEADER_PX = 14  # strip above each frame with the step number (frames never repeat exactly)
 # envs a --video can draw; host-stepped envs (nethack/, minihack/) keep no checkpoints at all
 VIDEO_SUPPORTED = ("gymnax/*-MinAtar", "gymnax/CartPole-v1", "atari/*")
-HOST_FAMILIES = ("nethack/", "minihack/")
 
 
 class EvalError(Exception):
@@ -128,7 +126,7 @@ def load_run_config(run_dir: str):
     """The run's TrainConfig from its config.yaml (plugins it names imported first)."""
     import yaml
 
-    from experiments.config import ConfigError, build
+    from experiments.config import ConfigError, build, import_plugin
 
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isdir(run_dir):
@@ -139,12 +137,9 @@ def load_run_config(run_dir: str):
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise EvalError(f"{path}: not a mapping of config keys")
-    for mod in raw.get("plugins") or ():
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            raise EvalError(f"{path}: plugins: cannot import {mod!r} ({e})") from None
     try:
+        for mod in raw.get("plugins") or ():
+            import_plugin(mod)  # a module name or a .py file
         return build(raw)
     except ConfigError as e:
         raise EvalError(f"{path}: {e}") from None
@@ -152,17 +147,17 @@ def load_run_config(run_dir: str):
 
 def check_supported(cfg, video: bool) -> None:
     """EvalError unless `rl-aux eval` can rebuild and (with --video) draw this run."""
-    from experiments.config import agent_classes
+    from agents.registry import agent_class, is_offline
+    from envs.registry import env_family
 
     name = cfg.env.name
-    if name.startswith(HOST_FAMILIES):
+    if env_family(name).host_stepped:
         raise EvalError(
             f"env.name={name!r}: host-stepped NLE/MiniHack runs keep no checkpoints, so "
             "`rl-aux eval` cannot restore them; supported: JAX envs (gymnax/, memory/, "
             "fsgrid/, four_rooms/, barfi/) and atari/*"
         )
-    agent_cls = agent_classes()[cfg.agent_name][0]
-    if getattr(agent_cls, "run_offline", None) is not None:
+    if is_offline(agent_class(cfg.agent_name)):
         raise EvalError(
             f"agent={cfg.agent_name}: an offline learner (no policy to play); supported: "
             "agent=ppo, dqn, pvn_linear"

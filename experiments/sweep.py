@@ -20,7 +20,7 @@ from experiments.config import (
     CONFIG_DIR,
     ConfigError,
     check_override_syntax,
-    force_grid,
+    hydra_override,
     import_plugins,
     register_generated_groups,
 )
@@ -131,7 +131,7 @@ def main(argv: list[str]) -> int:
     sweep_dir = os.path.join(root or os.path.join("runs", experiment or "default"), ".hydra")
     args = [
         "--multirun",
-        *[force_grid(o) for o in argv],
+        *[hydra_override(o) for o in argv],
         sweep_keys_override(swept),
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.sweep.subdir=${hydra.job.num}",

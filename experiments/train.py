@@ -21,9 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.registry import agent_class, is_offline
 from envs import make_env
+from envs.registry import env_family
 from experiments import doc_test
-from experiments.config import TEXT_REWARDS, TrainConfig, agent_classes, flatten_dict
+from experiments.config import TEXT_REWARDS, TrainConfig, flatten_dict
 from experiments.hp_labels import flat_hparams, grid_labels
 from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
 from rl_aux.checkpoint import Checkpointer
@@ -50,9 +52,9 @@ WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 
 def build_agent(cfg: TrainConfig):
     """The env, heads and agent a config describes (no compilation yet)."""
-    agent_cls, _ = agent_classes()[cfg.agent_name]
+    agent_cls = agent_class(cfg.agent_name)
     options = cfg.env.options
-    host_blend = cfg.reward_name == "blend" and cfg.env.name.startswith(("nethack/", "minihack/"))
+    host_blend = cfg.reward_name == "blend" and env_family(cfg.env.name).host_stepped
     if cfg.reward_name in TEXT_REWARDS or host_blend:  # host sources read extra NLE arrays
         from agents.host_loop import source_host_keys
 
@@ -144,7 +146,8 @@ def _chunk_rows(
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     """Train one configuration (all seeds and grid points) into cfg.run_dir."""
-    offline = getattr(agent_classes()[cfg.agent_name][0], "run_offline", None)
+    agent_cls = agent_class(cfg.agent_name)
+    offline = agent_cls.run_offline if is_offline(agent_cls) else None
     check_runner_supports(cfg, offline is not None)  # before NLE workers start or any compile
     cfg = dataclasses.replace(cfg, resume=resolve_resume(cfg))
     d = cfg.distributed
@@ -426,7 +429,6 @@ _RESUME_FREE = {
     "checkpoint.keep",
     "run_batching",
 }
-HOST_ENV_FAMILIES = ("nethack/", "minihack/")  # host-stepped envs (agents/host_loop.py)
 RUN_MARKERS = ("config.yaml", "metrics.csv", "checkpoints")  # what a started run leaves
 
 
@@ -467,7 +469,7 @@ def check_runner_supports(cfg: TrainConfig, offline: bool) -> None:
             f"checkpoints (docs/pvn.md), so it cannot resume run_dir={cfg.run_dir!r}. Accepted: "
             "resume=false (or auto) with a new or empty run_dir"
         )
-    if not cfg.env.name.startswith(HOST_ENV_FAMILIES):
+    if not env_family(cfg.env.name).host_stepped:  # the host loop (agents/host_loop.py)
         return
     if cfg.grid:
         key, values = next(iter(cfg.grid.items()))
@@ -637,9 +639,9 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
     from experiments.config import load_config, torso_name
 
-    host = cfg.env.name.startswith(("nethack/", "minihack/"))
+    text_obs = env_family(cfg.env.name).text_observations
     blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"
-    text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name in ("ppo", "dqn") and host
+    text_ok = cfg.reward_name in TEXT_REWARDS and cfg.agent_name in ("ppo", "dqn") and text_obs
     if cfg.reward_name != "env" and not (blend_ok or text_ok):  # not in these loops yet
         raise ConfigError(
             f"reward={cfg.reward_name} is not wired into `rl-aux train` for agent="

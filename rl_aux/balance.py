@@ -4,6 +4,7 @@ the methods live in `rl_aux/balancers/` (one per file)."""
 from rl_aux.balancers import (
     BALANCERS,
     Balancer,
+    BalancerConfig,
     BloopState,
     balanced_grads,
     bloop,
@@ -14,6 +15,7 @@ from rl_aux.balancers import (
 __all__ = [
     "BALANCERS",
     "Balancer",
+    "BalancerConfig",
     "BloopState",
     "balanced_grads",
     "bloop",

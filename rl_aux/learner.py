@@ -52,15 +52,8 @@ def set_lr(opt_state, lr):
 
 
 def balancer_from(cfg) -> Balancer:
-    """The balancer named by `cfg.balancer`, with the options the agent config carries."""
-    kwargs = {"ema": cfg.bloop_ema} if cfg.balancer == "bloop" else {}
-    if cfg.balancer == "gradnorm":
-        kwargs = {
-            "alpha": cfg.gradnorm_alpha,
-            "lr": cfg.gradnorm_lr,
-            "learn_main": cfg.gradnorm_learn_main,
-        }
-    return make_balancer(cfg.balancer, **kwargs)
+    """The balancer of a learner config's nested `balancer` (its name and its own options)."""
+    return make_balancer(cfg.balancer)
 
 
 def default_hparams(cfg, suite: HeadSuite) -> dict:

@@ -63,7 +63,22 @@ def no_compile(monkeypatch):
         (["agent=nope"], ["agent='nope'", "ppo", "dqn"]),
         (["agent="], ["agent", "ppo"]),
         (["reward=nope"], ["reward='nope'", "blend"]),
-        (["agent.balancer=pcgrd"], ["agent.balancer='pcgrd'", "did you mean pcgrad", "gcs"]),
+        (["agent.balancer=pcgrd"], ["agent.balancer='pcgrd'", "Close matches: pcgrad", "gcs"]),
+        (["agent.balancer.name=pcgrd"], ["agent.balancer='pcgrd'", "pcgrad", "plugins=["]),
+        (
+            ["agent.balancer.ema=0.1"],
+            ["agent.balancer.ema", "agent.balancer=weighted_sum", "Accepted options: none"],
+        ),
+        (
+            ["agent.balancer=bloop", "agent.balancer.ema=2"],
+            ["agent.balancer.ema=2.0", "<= 1.0"],
+        ),
+        (
+            ["agent.balancer=gradnorm", "agent.balancer.alpah=1"],
+            ["agent.balancer.alpah", "alpha, lr, learn_main"],
+        ),
+        (["agent.bloop_ema=0.1"], ["agent.bloop_ema", "agent.balancer.ema"]),
+        (["plugins=[/no/such/plugin.py]"], ["plugins", "/no/such/plugin.py", ".py files"]),
         (["agent.lr=abc"], ["agent.lr", "abc", "number"]),
         (["agent.num_envs=0"], ["agent.num_envs=0", ">= 1"]),
         (["logger.wandb.mode=loud"], ["logger.wandb.mode", "offline"]),
@@ -198,16 +213,31 @@ def test_train_help_is_fast_and_does_not_import_jax():
 
 
 def test_catalog_equals_the_live_registries():
-    from envs.registry import registered_envs
-    from experiments.config import agent_classes
+    from agents.registry import registered_agents
+    from envs.registry import ENV_FAMILIES, registered_envs
     from rl_aux.balancers import BALANCERS
     from rl_aux.heads.base import registered_heads
     from rl_aux.rewards import registered_rewards
 
-    assert list(catalog.AGENTS) == list(agent_classes())
-    assert list(catalog.BALANCERS) == list(BALANCERS)
+    builtin_agents = set(catalog.AGENTS)  # plugins imported by other tests may add more
+    assert builtin_agents <= set(registered_agents())
+    assert set(catalog.BALANCERS) <= set(BALANCERS.names())
+    builtin_envs = {f: n for f, n in catalog.FAMILY_NOTES.items()}
+    assert {f: ENV_FAMILIES.get(f).note for f in builtin_envs} == catalog.FAMILY_NOTES
+    assert list(ENV_FAMILIES.names())[: len(builtin_envs)] == list(builtin_envs)
+    code = (  # in a fresh process (no plugin imported), the lists are equal
+        "from agents.registry import registered_agents; from rl_aux.balancers import BALANCERS; "
+        "from envs.registry import ENV_FAMILIES; from experiments import catalog; "
+        "assert sorted(registered_agents()) == sorted(catalog.AGENTS), registered_agents(); "
+        "assert sorted(BALANCERS.names()) == sorted(catalog.BALANCERS), BALANCERS.names(); "
+        "assert ENV_FAMILIES.names() == list(catalog.FAMILY_NOTES), ENV_FAMILIES.names()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
     assert sorted(catalog.REWARDS) == registered_rewards()
-    assert catalog.env_names() == registered_envs()
+    builtin_names = [n for n in registered_envs() if n.partition("/")[0] in catalog.FAMILY_NOTES]
+    assert catalog.env_names() == builtin_names
     builtin = set(catalog.HEADS)
     assert builtin <= set(registered_heads())  # plugins imported by other tests add more
     assert set(registered_heads()) - builtin <= set(catalog.PLUGIN_HEADS) | {

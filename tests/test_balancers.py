@@ -133,7 +133,7 @@ def test_gradnorm_runs_in_jitted_ppo_cartpole_with_two_heads():
             "num_seeds=1",
             "head=[next_obs,noise_target]",
             "agent.balancer=gradnorm",
-            "agent.gradnorm_alpha=1.5",
+            "agent.balancer.alpha=1.5",
             "agent.num_steps=16",
             "agent.update_epochs=1",
             "agent.num_minibatches=2",

@@ -1,46 +1,40 @@
 """Balancers: how auxiliary gradients join the main one, as optax-style transformations.
 
-`make_balancer(name, **kwargs)` builds one by its config name; `balanced_grads` is what a
-learner calls. One method per file; `core.py` holds the contract and the gradient plumbing.
+`make_balancer(cfg)` builds one from its config (`BALANCERS` is the registry; each method
+registers with `@register_balancer`); `balanced_grads` is what a learner calls. One method per
+file; `core.py` holds the contract, the registry and the gradient plumbing.
 """
 
 from __future__ import annotations
 
 from rl_aux.balancers.auxinash import auxinash, nash_alpha
 from rl_aux.balancers.bloop import BloopState, bloop
-from rl_aux.balancers.core import Balancer, balanced_grads, tree_vdot
+from rl_aux.balancers.core import (
+    BALANCERS,
+    Balancer,
+    BalancerConfig,
+    balanced_grads,
+    balancer_config,
+    make_balancer,
+    register_balancer,
+    tree_vdot,
+)
 from rl_aux.balancers.fixed import weighted_sum
 from rl_aux.balancers.gcs import gcs
 from rl_aux.balancers.gradnorm import GradNormState, gradnorm, gradnorm_loss
 from rl_aux.balancers.pcgrad import pcgrad
 from rl_aux.balancers.uncertainty import UncertaintyState, uncertainty
 
-BALANCERS = {
-    "weighted_sum": weighted_sum,
-    "bloop": bloop,
-    "pcgrad": pcgrad,
-    "gcs": gcs,
-    "uncertainty": uncertainty,
-    "auxinash": auxinash,
-    "gradnorm": gradnorm,
-}
-
-
-def make_balancer(name: str, **kwargs) -> Balancer:
-    """The balancer called `name` (a key of BALANCERS), built with `kwargs`."""
-    if name not in BALANCERS:
-        raise ValueError(f"balancer={name!r}; accepted: {', '.join(BALANCERS)}")
-    return BALANCERS[name](**kwargs)
-
-
 __all__ = [
     "BALANCERS",
     "Balancer",
+    "BalancerConfig",
     "BloopState",
     "GradNormState",
     "UncertaintyState",
     "auxinash",
     "balanced_grads",
+    "balancer_config",
     "bloop",
     "gcs",
     "gradnorm",
@@ -48,6 +42,7 @@ __all__ = [
     "make_balancer",
     "nash_alpha",
     "pcgrad",
+    "register_balancer",
     "tree_vdot",
     "uncertainty",
     "weighted_sum",

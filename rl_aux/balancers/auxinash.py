@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, stack_combine
+from rl_aux.balancers.core import Balancer, register_balancer, stack_combine
 
 
 def nash_alpha(gram: jax.Array, powers: jax.Array, iters: int = 20, eps: float = 1e-6):
@@ -26,6 +26,7 @@ def nash_alpha(gram: jax.Array, powers: jax.Array, iters: int = 20, eps: float =
     return jax.lax.fori_loop(0, iters, body, jnp.ones_like(powers))
 
 
+@register_balancer("auxinash")
 def auxinash(powers: tuple[float, ...] | None = None, iters: int = 20) -> Balancer:
     """AuxiNash with fixed bargaining powers p (p_0 for main, then one per head; default all 1).
 

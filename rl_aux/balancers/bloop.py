@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, tree_vdot
+from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, tree_vdot
+from rl_aux.configs import spec
 
 
 @struct.dataclass
@@ -14,6 +17,14 @@ class BloopState:
     g_main_ema: optax.Updates
 
 
+@dataclasses.dataclass(frozen=True)
+class BloopConfig(BalancerConfig):
+    """agent.balancer.name=bloop options."""
+
+    ema: float = spec(0.01, gt=0.0, le=1.0)  # EMA step of the main gradient (1: no EMA)
+
+
+@register_balancer("bloop", BloopConfig)
 def bloop(ema: float = 0.01, eps: float = 1e-12) -> Balancer:
     """Bloop (Hsieh et al. 2024, Alg. 1): d = g_main + g_aux - <g_aux,e>/<e,e> e, e = EMA(g_main).
 

@@ -7,15 +7,32 @@ A balancer is `Balancer(mode, tx)`; `mode` says which gradients the learner comp
   `tx.update(g_main, s, p, g_aux=stack, losses=[K] weighted head losses, main_loss=L_0)`.
 Per-head losses come from the `aux/<name>/weighted_loss` metrics HeadSuite emits, so learners
 need no change to feed per-head balancers (PCGrad, GCS, AuxiNash, uncertainty weighting).
+
+A balancer is a plugin: a factory registered with its options' config,
+
+    @dataclasses.dataclass(frozen=True)
+    class MyConfig(BalancerConfig):
+        strength: float = spec(1.0, gt=0.0)     # agent.balancer.strength=...
+
+    @register_balancer("mine", MyConfig)        # agent.balancer.name=mine (or agent.balancer=mine)
+    def mine(strength: float = 1.0) -> Balancer: ...
+
+The learners' configs hold one `balancer: BalancerConfig` (its `name` plus that balancer's
+options); `make_balancer(cfg.balancer)` calls the factory with the options as keywords.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from rl_aux.configs import ConfigError
+from rl_aux.registry import Registry, origin_of
 
 MODES = ("sum", "main_aux", "per_aux")
 
@@ -23,6 +40,64 @@ MODES = ("sum", "main_aux", "per_aux")
 class Balancer(NamedTuple):
     mode: str
     tx: optax.GradientTransformationExtraArgs
+
+
+@dataclasses.dataclass(frozen=True)
+class BalancerConfig:
+    """`agent.balancer`: which balancer (`name`); a balancer with options subclasses this."""
+
+    name: str = "weighted_sum"  # a registered balancer (rl-aux describe balancer)
+
+
+class BalancerKind(NamedTuple):
+    """A registered balancer: its factory and the config dataclass of its options."""
+
+    make: Callable[..., Balancer]
+    Config: type
+
+
+BALANCERS: Registry[BalancerKind] = Registry(
+    "balancer",
+    "agent.balancer",
+    "rl-aux describe balancer",
+    "A balancer in your own file registers when imported: plugins=[path/to/my_balancer.py]",
+)
+
+
+def register_balancer(name: str, config: type = BalancerConfig):
+    """Decorator on a factory `f(**options) -> Balancer`: selectable as agent.balancer=<name>,
+    its options (the fields of `config`, a BalancerConfig subclass) as agent.balancer.<opt>."""
+    if not (dataclasses.is_dataclass(config) and issubclass(config, BalancerConfig)):
+        raise TypeError(f"balancer {name!r}: config must be a dataclass subclassing BalancerConfig")
+
+    def deco(make: Callable[..., Balancer]) -> Callable[..., Balancer]:
+        BALANCERS.add(name, BalancerKind(make, config), origin_of(make))
+        return make
+
+    return deco
+
+
+def balancer_config(name: str, **options) -> BalancerConfig:
+    """The config of balancer `name` with `options` (e.g. balancer_config("bloop", ema=0.1))."""
+    return BALANCERS.get(name).Config(name=name, **options)
+
+
+def balancer_options(cfg: BalancerConfig) -> dict:
+    """The factory keywords a balancer config carries (every field but `name`)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "name"}
+
+
+def make_balancer(cfg: BalancerConfig | str, **options) -> Balancer:
+    """The balancer a config describes (or, by name, built with `options`)."""
+    if isinstance(cfg, str):
+        return BALANCERS.get(cfg).make(**options)
+    kind = BALANCERS.get(cfg.name)
+    if not isinstance(cfg, kind.Config):
+        raise ConfigError(
+            f"agent.balancer: {type(cfg).__name__} is not the config of balancer {cfg.name!r}; "
+            f"accepted: {kind.Config.__name__} (balancer_config({cfg.name!r}, ...))"
+        )
+    return kind.make(**balancer_options(cfg), **options)
 
 
 def tree_vdot(a, b) -> jax.Array:

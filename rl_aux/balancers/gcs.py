@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, stack_combine, stack_vdot, tree_vdot
+from rl_aux.balancers.core import Balancer, register_balancer, stack_combine, stack_vdot, tree_vdot
 
 
+@register_balancer("gcs")
 def gcs(eps: float = 1e-12) -> Balancer:
     """Gradient cosine similarity (Du et al. 2018, Alg. 1, unweighted): g_i joins iff cos > 0."""
 

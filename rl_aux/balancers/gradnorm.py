@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, stack_combine
+from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, stack_combine
+from rl_aux.configs import spec
 
 
 @struct.dataclass
@@ -40,6 +43,16 @@ def gradnorm_loss(w, norms, losses, loss0, alpha: float, eps: float = 1e-8) -> j
     return jnp.sum(jnp.abs(g - target))
 
 
+@dataclasses.dataclass(frozen=True)
+class GradNormConfig(BalancerConfig):
+    """agent.balancer.name=gradnorm options."""
+
+    alpha: float = spec(0.0, ge=0.0)  # restoring-force exponent; 1.5 in the paper (see below)
+    lr: float = spec(1e-2, gt=0.0)  # Adam step on the task weights, once per update
+    learn_main: bool = False  # True: the paper (main weight learned too)
+
+
+@register_balancer("gradnorm", GradNormConfig)
 def gradnorm(
     alpha: float = 0.0,
     lr: float = 1e-2,

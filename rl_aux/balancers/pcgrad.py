@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, stack_combine, stack_vdot, tree_vdot
+from rl_aux.balancers.core import Balancer, register_balancer, stack_combine, stack_vdot, tree_vdot
 
 
+@register_balancer("pcgrad")
 def pcgrad(eps: float = 1e-12) -> Balancer:
     """PCGrad (Yu et al. 2020, Alg. 1), asymmetric: g_i <- g_i - min(<g_i,g_0>,0)/|g_0|^2 g_0.
 

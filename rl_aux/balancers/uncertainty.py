@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, stack_combine
+from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, stack_combine
+from rl_aux.configs import spec
 
 
 @struct.dataclass
@@ -15,6 +18,15 @@ class UncertaintyState:
     log_var: jax.Array  # [K] s_i = log sigma_i^2, one per aux head
 
 
+@dataclasses.dataclass(frozen=True)
+class UncertaintyConfig(BalancerConfig):
+    """agent.balancer.name=uncertainty options."""
+
+    lr: float = spec(1e-2, gt=0.0)  # SGD step on the log-variances s_i
+    clamp: float = spec(5.0, gt=0.0)  # |s_i| bound
+
+
+@register_balancer("uncertainty", UncertaintyConfig)
 def uncertainty(lr: float = 1e-2, clamp: float = 5.0, num_aux: int | None = None) -> Balancer:
     """Kendall et al. 2018, Eq. 7 (LibMTL form): L = L_0 + sum_i exp(-s_i) L_i + s_i.
 

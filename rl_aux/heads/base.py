@@ -22,7 +22,8 @@ import flax.linen as nn
 import jax
 from flax import struct
 
-from rl_aux.configs import spec, unknown_name_message
+from rl_aux.configs import spec
+from rl_aux.registry import Registry
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey
 
 # What a head may ask the learner for (beyond obs/action/reward/terminated/truncated/next_obs,
@@ -107,13 +108,13 @@ class AuxHead:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[AuxHead]] = {}
 # how a head that lives outside rl_aux/heads' built-ins becomes selectable
 PLUGIN_HINT = (
     "A head defined in your own module is registered by importing it: add "
-    "plugins=[my_pkg.my_head] (the example in a checkout: PYTHONPATH=. ... "
-    "plugins=[examples.plugins.inverse_dynamics]); see docs/add-an-auxiliary-head.md"
+    "plugins=[my_pkg.my_head] or plugins=[path/to/my_head.py] (the example in a checkout: "
+    "plugins=[examples/plugins/inverse_dynamics.py]); see docs/add-an-auxiliary-head.md"
 )
+HEADS: Registry[type[AuxHead]] = Registry("head", "head", "rl-aux describe head", PLUGIN_HINT)
 
 
 def register_head(name: str):
@@ -123,23 +124,19 @@ def register_head(name: str):
         if not (dataclasses.is_dataclass(cls.Config) and issubclass(cls.Config, HeadConfig)):
             raise TypeError(f"{cls.__name__}.Config must be a dataclass subclassing HeadConfig")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return HEADS.register(name)(cls)
 
     return deco
 
 
 def registered_heads() -> list[str]:
     """Names of every registered head (the built-in ones register when rl_aux.heads loads)."""
-    return sorted(_REGISTRY)
+    return sorted(HEADS.names())
 
 
 def head_class(name: str) -> type[AuxHead]:
-    """The head class registered as `name`; KeyError naming the registered ones otherwise."""
-    if name not in _REGISTRY:
-        msg = unknown_name_message("head", name, sorted(_REGISTRY), "head", "rl-aux describe head")
-        raise KeyError(f"{msg}. {PLUGIN_HINT}")
-    return _REGISTRY[name]
+    """The head class registered as `name`; UnknownName (a KeyError) naming the others."""
+    return HEADS.get(name)
 
 
 def flatten_time(inputs: HeadInputs) -> HeadInputs:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from rl_aux.configs import unknown_name_message
+from rl_aux.registry import Registry
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey, Transition
 
 AUX_PREFIX = "r_aux/"
@@ -60,30 +60,34 @@ class RewardModule:
         return jnp.zeros(())
 
 
-_REGISTRY: dict[str, type[RewardModule]] = {}
+REWARDS: Registry[type[RewardModule]] = Registry(
+    "reward module",
+    "reward",
+    "rl-aux describe reward",
+    "A reward module in your own file registers when imported: plugins=[path/to/my_reward.py]",
+)
 
 
 def register_reward(name: str):
-    def deco(cls):
+    """Class decorator: make a reward module available as `reward=<name>`."""
+
+    def deco(cls: type[RewardModule]) -> type[RewardModule]:
+        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+            raise TypeError(f"{cls.__name__}.Config must be a frozen dataclass")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return REWARDS.register(name)(cls)
 
     return deco
 
 
 def registered_rewards() -> list[str]:
-    return sorted(_REGISTRY)
+    """Names of every registered reward module, sorted."""
+    return sorted(REWARDS.names())
 
 
 def reward_class(name: str) -> type[RewardModule]:
-    if name not in _REGISTRY:
-        raise ValueError(
-            unknown_name_message(
-                "reward", name, registered_rewards(), "reward module", "rl-aux describe reward"
-            )
-        )
-    return _REGISTRY[name]
+    """The reward module registered as `name`; UnknownName (a ValueError) naming the others."""
+    return REWARDS.get(name)
 
 
 @register_reward("env")
