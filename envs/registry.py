@@ -262,6 +262,7 @@ def make_env(name: str, num_envs: int, options: dict | None = None, seed: int = 
     check_env_name(name)  # ValueError (close matches) or ImportError (what to install)
     return env_family(name).make(name.partition("/")[2], num_envs, options, seed)
 
+
 __all__ = [
     "ENV_FAMILIES",
     "EnvFamily",

@@ -20,7 +20,8 @@ def _train(tmp_path, overrides: list[str]) -> pd.DataFrame:
     from experiments.train import run
 
     run_dir = str(tmp_path / "run")
-    cfg = load_config([*overrides, f"run_dir={run_dir}", "logger.progress=false"])
+    fast = ["logger.progress=false", "eval.episodes=2", "eval.max_steps=40"]
+    cfg = load_config([*overrides, f"run_dir={run_dir}", *fast])
     run(cfg, quiet=True)
     return pd.read_csv(os.path.join(run_dir, "metrics.csv"))
 
@@ -36,6 +37,7 @@ def test_env_family_plugin_trains_and_takes_its_options(tmp_path):
             "env.options.slip=0.05",
             "agent.num_steps=32",
             "total_timesteps=6400",
+            "logger.log_interval=640",
         ],
     )
     fam = env_family("chain/Chain5")
@@ -65,6 +67,7 @@ def test_learner_plugin_trains_with_its_config(tmp_path):
             "agent.lr=0.003",
             "num_seeds=2",
             "total_timesteps=12800",
+            "logger.log_interval=1280",
         ],
     )
     assert sorted(df["seed"].unique()) == [0, 1]
@@ -105,6 +108,7 @@ def test_balancer_plugin_trains_with_its_option(tmp_path):
             "agent.balancer.max_ratio=0.5",
             "agent.num_steps=32",
             "total_timesteps=6400",
+            "logger.log_interval=640",
         ],
     )
     loss = df["aux/reward_pred/loss"].dropna()
