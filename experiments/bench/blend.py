@@ -31,7 +31,7 @@ def _worker_blend(arm: str, seeds: int, iterations: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from experiments.barfi_grid import GridExpConfig, build
+    from agents.tabular_barfi import GridExpConfig, build
 
     cfg = GridExpConfig(iterations=iterations)
     fn = jax.jit(jax.vmap(build(cfg, arm).train))

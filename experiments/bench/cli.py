@@ -182,4 +182,3 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--scale={a.scale} must be > 0")
     cases = a.cases.split(",") if a.cases else None
     return SUITE_MAINS[a.suite](a, seeds, cases)
-
