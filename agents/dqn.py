@@ -66,6 +66,11 @@ class DQNConfig:
     balancer: BalancerConfig = BalancerConfig()
     network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
 
+    @property
+    def samples_per_gradient_step(self) -> int:
+        """One sampled batch: sizes the CPU thread pool (rl_aux/cpu_threads.py)."""
+        return self.batch_size
+
 
 @struct.dataclass
 class DQNState:

@@ -66,6 +66,11 @@ class PPOConfig:
     balancer: BalancerConfig = BalancerConfig()
     network: NetworkConfig = NetworkConfig(separate_critic=True)
 
+    @property
+    def samples_per_gradient_step(self) -> int:
+        """One minibatch: sizes the CPU thread pool (rl_aux/cpu_threads.py)."""
+        return self.num_envs * self.num_steps // self.num_minibatches
+
 
 @struct.dataclass
 class PPOState:

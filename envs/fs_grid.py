@@ -8,7 +8,8 @@ The agent starts on a random non-goal cell; actions up/down/left/right (walls bl
 episode terminates at the goal and is truncated after 150 steps. The goal sits at cell
 (row, col) = `goal` (default (6, 5)).
 Their mid-run goal move (transfer) is a second phase on an env with another `goal`
-(experiments/fs_grid_transfer.py), not a counter inside the env: fresh eval envs must see it too.
+(experiments/studies/fs_grid_transfer.py), not a counter inside the env: fresh eval envs must
+see it too.
 """
 
 from __future__ import annotations

@@ -74,97 +74,117 @@ def next_command(cmds, poll_s: float) -> tuple[bytes, float]:
     return cmd, time.perf_counter() - t0
 
 
+class Slots:
+    """This worker's slice [lo, hi) of the envs: steps them, auto-resets, writes the buffers.
+
+    With `standby`, each slot has a second env, reset ahead for the slot's next episode while
+    the worker would otherwise wait, so an episode end swaps envs instead of paying a reset
+    inside the batch that every other worker waits for (docs/results/nethack.md)."""
+
+    def __init__(self, cfg: dict, buf: dict[str, np.ndarray]):
+        self.buf, self.lo, self.hi, self.keys = buf, cfg["lo"], cfg["hi"], cfg["keys"]
+        n = self.hi - self.lo
+
+        def make():
+            return make_task(cfg["gym_id"], self.keys, cfg["max_episode_steps"],
+                             cfg["penalty_step"])  # fmt: skip
+
+        self.envs = [make() for _ in range(n)]
+        self.spares = [make() for _ in range(n)] if cfg.get("standby") else []
+        self.spare_obs: list[dict | None] = [None] * n  # a ready spare's first observation
+        self.spare_episode = np.full(n, -1, np.int64)  # the episode index it was reset for
+        self.todo: list[int] = []  # slots whose spare still needs its reset
+        self.ret = np.zeros(n, np.float64)
+        self.length = np.zeros(n, np.int64)
+        self.episode = np.zeros(n, np.int64)
+
+    def write(self, i: int, obs: dict, prefix: str) -> None:
+        for k in self.keys:
+            self.buf[f"{prefix}{k}"][i] = obs[k]
+
+    def ready_spare(self, j: int, e: int) -> None:
+        obs = seeded_reset(self.spares[j], self.buf["seed"][self.lo + j], e)
+        self.spare_obs[j] = {k: np.array(obs[k]) for k in self.keys}  # NLE reuses its arrays
+        self.spare_episode[j] = e
+
+    def ready_next_spare(self) -> None:
+        j = self.todo.pop(0)
+        self.ready_spare(j, self.episode[j] + 1)
+
+    def next_episode(self, j: int) -> dict:
+        """First observation of slot j's episode `episode[j]` (just incremented)."""
+        if not self.spares:
+            return seeded_reset(self.envs[j], self.buf["seed"][self.lo + j], self.episode[j])
+        if self.spare_episode[j] != self.episode[j]:  # not ready in time: reset it now
+            if j in self.todo:
+                self.todo.remove(j)
+            self.ready_spare(j, self.episode[j])
+        obs = self.spare_obs[j]
+        assert obs is not None
+        self.envs[j], self.spares[j] = self.spares[j], self.envs[j]
+        self.spare_obs[j], self.spare_episode[j] = None, -1
+        self.todo.append(j)
+        return obs
+
+    def reset_all(self) -> None:
+        self.episode[:] = 0
+        for j, env in enumerate(self.envs):
+            self.write(self.lo + j, seeded_reset(env, self.buf["seed"][self.lo + j], 0), "obs/")
+        self.todo[:] = range(len(self.spares))
+        self.spare_obs[:] = [None] * len(self.spare_obs)  # readied under the old seeds: stale
+        self.spare_episode[:] = -1
+        self.ret[:] = 0.0
+        self.length[:] = 0
+
+    def step_all(self) -> None:
+        buf, lo = self.buf, self.lo
+        actions = buf["action"][lo : self.hi].copy()
+        for j, env in enumerate(self.envs):
+            i = lo + j
+            obs, r, term, trunc, info = env.step(int(actions[j]))
+            trunc = bool(trunc) or int(info.get("end_status", 0)) == ABORTED
+            self.ret[j] += r
+            self.length[j] += 1
+            buf["reward"][i] = r
+            buf["terminated"][i] = bool(term) and not trunc
+            buf["truncated"][i] = trunc
+            buf["episode_return"][i] = self.ret[j]
+            buf["episode_length"][i] = self.length[j]
+            if term or trunc:
+                self.write(i, obs, "final/")
+                self.episode[j] += 1
+                obs = self.next_episode(j)
+                self.ret[j] = 0.0
+                self.length[j] = 0
+            self.write(i, obs, "obs/")
+
+    def close(self) -> None:
+        for env in self.envs + self.spares:
+            env.close()
+
+
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     reply = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply channel
     cmds = os.fdopen(0, "rb", buffering=0)
     buf = buffers(cfg["path"], {k: tuple(v) for k, v in cfg["layout"].items()})
-    lo, hi, keys = cfg["lo"], cfg["hi"], cfg["keys"]
-
-    def make():
-        return make_task(cfg["gym_id"], keys, cfg["max_episode_steps"], cfg["penalty_step"])
-
-    envs = [make() for _ in range(lo, hi)]
-    # standby: a second env per slot, reset ahead for the slot's next episode while the worker
-    # would otherwise wait, so an episode end swaps envs instead of paying a reset inside the
-    # batch that every other worker waits for (docs/results/nethack.md)
-    spares = [make() for _ in range(lo, hi)] if cfg.get("standby") else []
-    spare_obs: list[dict | None] = [None] * (hi - lo)  # a ready spare's first observation
-    spare_episode = np.full(hi - lo, -1, np.int64)  # the episode index it was reset for
-    todo: list[int] = []  # slots whose spare still needs its reset
-    ret = np.zeros(hi - lo, np.float64)
-    length = np.zeros(hi - lo, np.int64)
-    episode = np.zeros(hi - lo, np.int64)
-
-    def write(i: int, obs: dict, prefix: str) -> None:
-        for k in keys:
-            buf[f"{prefix}{k}"][i] = obs[k]
-
-    def ready_spare(j: int, e: int) -> None:
-        obs = seeded_reset(spares[j], buf["seed"][lo + j], e)
-        spare_obs[j] = {k: np.array(obs[k]) for k in keys}  # NLE reuses its arrays
-        spare_episode[j] = e
-
-    def next_episode(j: int) -> dict:
-        """First observation of slot j's episode `episode[j]` (just incremented)."""
-        if not spares:
-            return seeded_reset(envs[j], buf["seed"][lo + j], episode[j])
-        if spare_episode[j] != episode[j]:  # not ready in time: reset it now
-            if j in todo:
-                todo.remove(j)
-            ready_spare(j, episode[j])
-        obs = spare_obs[j]
-        envs[j], spares[j] = spares[j], envs[j]
-        spare_obs[j], spare_episode[j] = None, -1
-        todo.append(j)
-        return obs
-
-    def reset_all() -> None:
-        episode[:] = 0
-        for j, env in enumerate(envs):
-            write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
-        todo[:] = range(len(spares))
-        spare_obs[:] = [None] * len(spare_obs)  # spares readied under the old seeds are stale
-        spare_episode[:] = -1
-        ret[:] = 0.0
-        length[:] = 0
-
-    reset_all()
+    slots = Slots(cfg, buf)
+    slots.reset_all()
     reply.write(b"k")
     poll_s, waited = cfg.get("poll_us", 0) * 1e-6, 0.0
     while True:
-        while todo and not select.select([cmds], [], [], 0)[0]:  # idle: ready a spare
-            j = todo.pop(0)
-            ready_spare(j, episode[j] + 1)
+        while slots.todo and not select.select([cmds], [], [], 0)[0]:  # idle: ready a spare
+            slots.ready_next_spare()
         cmd, waited = next_command(cmds, poll_s if waited <= poll_s else 0.0)
         if cmd in (b"", b"c"):
             break
         if cmd == b"r":
-            reset_all()
+            slots.reset_all()
         elif cmd == b"s":
-            actions = buf["action"][lo:hi].copy()
-            for j, env in enumerate(envs):
-                i = lo + j
-                obs, r, term, trunc, info = env.step(int(actions[j]))
-                trunc = bool(trunc) or int(info.get("end_status", 0)) == ABORTED
-                ret[j] += r
-                length[j] += 1
-                buf["reward"][i] = r
-                buf["terminated"][i] = bool(term) and not trunc
-                buf["truncated"][i] = trunc
-                buf["episode_return"][i] = ret[j]
-                buf["episode_length"][i] = length[j]
-                if term or trunc:
-                    write(i, obs, "final/")
-                    episode[j] += 1
-                    obs = next_episode(j)
-                    ret[j] = 0.0
-                    length[j] = 0
-                write(i, obs, "obs/")
+            slots.step_all()
         reply.write(b"k")
-    for env in envs + spares:
-        env.close()
+    slots.close()
 
 
 if __name__ == "__main__":

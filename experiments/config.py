@@ -443,7 +443,7 @@ def build(raw: dict) -> TrainConfig:
     _check_grid(grid, heads)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
-    resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg))
+    resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg), gradient_batch(agent_cfg))
     if not cfg.label:
         cfg = dataclasses.replace(cfg, label="+".join([agent_name, *sorted(heads)]))
     if not cfg.run_dir:
@@ -526,6 +526,11 @@ def build_agent_config(cfg_cls: type, agent_raw: dict) -> Any:
 def torso_name(agent_cfg: Any) -> str:
     """The agent's torso name ('mlp' when it has no network config)."""
     return getattr(getattr(agent_cfg, "network", None), "torso", "mlp")
+
+
+def gradient_batch(agent_cfg: Any) -> int:
+    """Samples in one gradient step of the agent (0 when its config does not say)."""
+    return int(getattr(agent_cfg, "samples_per_gradient_step", 0))
 
 
 def flatten_dict(d: dict, prefix: str = "") -> dict:

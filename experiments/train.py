@@ -637,7 +637,7 @@ def _advance(bar, n: int, rows: list[dict]) -> None:
 
 def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
-    from experiments.config import load_config, torso_name
+    from experiments.config import gradient_batch, load_config, torso_name
 
     text_obs = env_family(cfg.env.name).text_observations
     blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"
@@ -650,7 +650,7 @@ def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) 
             f"reward={'|'.join(TEXT_REWARDS)} with agent=ppo|dqn on nethack/ and minihack/ envs "
             "(docs/llm-subgoal-rewards.md, docs/bilevel-and-balancers.md)"
         )
-    configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent))
+    configure_cpu_threads(cfg.cpu_threads, torso_name(cfg.agent), gradient_batch(cfg.agent))
     results = []
     if cfg.variants:
         base = (

@@ -84,52 +84,60 @@ def check_value(path: str, value: Any, meta: dict) -> None:
         )
 
 
+def _coerce_union(path: str, value: Any, tp: Any) -> Any:
+    """The first member of a Union (or X | Y) that accepts `value`; None if Optional."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    errs = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _coerce(path, value, a)
+        except ConfigError as e:
+            errs.append(str(e))
+    raise ConfigError(errs[0] if errs else f"{path}={value!r} has the wrong type")
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and int(value) == value
+
+
+# type -> (accepts the value?, the value as that type, what the message says it must be)
+_SCALARS: dict[Any, tuple[Any, Any, str]] = {
+    tuple: (lambda v: isinstance(v, (list, tuple)), tuple, "must be a list"),
+    dict: (lambda v: isinstance(v, dict), dict, "must be a mapping"),
+    bool: (lambda v: isinstance(v, bool), lambda v: v, "must be true or false"),
+    int: (_is_int, int, "must be an integer"),
+    float: (
+        lambda v: not isinstance(v, bool) and isinstance(v, (int, float)),
+        float,
+        "must be a number",
+    ),  # fmt: skip
+    str: (lambda v: isinstance(v, str), lambda v: v, "must be a string"),
+}
+
+
 def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """`value` as type `tp` (dataclasses built field by field), or ConfigError naming `path`."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errs = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(path, value, a)
-            except ConfigError as e:
-                errs.append(str(e))
-        raise ConfigError(errs[0] if errs else f"{path}={value!r} has the wrong type")
+        return _coerce_union(path, value, tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{path} must be a mapping of {tp.__name__} fields, got {value!r}")
-        return from_dict(tp, value, path)
-    if tp is tuple or origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}={value!r} must be a list")
-        return tuple(value)
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}={value!r} must be a mapping")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}={value!r} must be true or false")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise ConfigError(f"{path}={value!r} must be an integer")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}={value!r} must be a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}={value!r} must be a string")
+            name = getattr(tp, "__name__", str(tp))
+            raise ConfigError(f"{path} must be a mapping of {name} fields, got {value!r}")
+        return from_dict(typing.cast(type, tp), value, path)
+    scalar = _SCALARS.get(origin if origin in (tuple, dict) else tp)
+    if scalar is None:
         return value
-    return value
+    accepts, convert, must = scalar
+    if not accepts(value):
+        raise ConfigError(f"{path}={value!r} {must}")
+    return convert(value)
 
 
 def from_dict(cls: type, data: dict, path: str = "") -> Any:

@@ -2,11 +2,14 @@
 
 XLA:CPU hands independent thunks and partitioned kernels to a pool of one thread per core.
 For small MLP programs (CartPole-scale PPO/DQN) each thunk is a few microseconds, so the
-hand-offs cost more than the parallel work saves, so such programs run faster on one pool
-thread; convolutional torsos (MinAtar, Atari) do gain from the second core (measured with
-`rl-aux bench`: docs/results/core-bench.md). So `cpu_threads=auto` picks 1 for MLP torsos and
-every core otherwise. The pool is sized once, when jax first touches the CPU backend
-(`PJRT_NPROC`, read by XLA's PjRt CPU client); a user's own PJRT_NPROC always wins.
+hand-offs cost more than the parallel work saves, and such programs run faster on one pool
+thread; convolutional torsos (MinAtar, Atari) and MLPs with large gradient batches (PPO on
+MinAtar: 1,024 samples per step) do gain from the second core (measured with `rl-aux bench`:
+docs/results/core-bench.md). So `cpu_threads=auto` sizes the pool by the work of one gradient
+step, which the config tells before any jax code runs: one thread for an MLP torso whose
+gradient batch is under `PARALLEL_BATCH` samples, every core otherwise. The pool is sized
+once, when jax first touches the CPU backend (`PJRT_NPROC`, read by XLA's PjRt CPU client);
+a user's own PJRT_NPROC always wins.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import warnings
 from rl_aux.configs import ConfigError
 
 ENV_VAR = "PJRT_NPROC"
+PARALLEL_BATCH = 512  # samples per gradient step from which an MLP gains from every core
 
 
-def resolve_cpu_threads(setting: str | int, torso: str) -> int | None:
-    """`auto` -> 1 for an MLP torso, None (all cores) otherwise; an int >= 1 is taken as is."""
+def resolve_cpu_threads(setting: str | int, torso: str, gradient_batch: int = 0) -> int | None:
+    """`auto` -> 1 for an MLP torso with a gradient batch under PARALLEL_BATCH samples, None
+    (all cores) otherwise; an int >= 1 is taken as is."""
     if setting == "auto":
-        return 1 if torso == "mlp" else None
+        return 1 if torso == "mlp" and gradient_batch < PARALLEL_BATCH else None
     try:
         n = int(setting)
     except (TypeError, ValueError):
@@ -34,7 +39,7 @@ def resolve_cpu_threads(setting: str | int, torso: str) -> int | None:
     return n
 
 
-def configure_cpu_threads(setting: str | int, torso: str) -> int | None:
+def configure_cpu_threads(setting: str | int, torso: str, gradient_batch: int = 0) -> int | None:
     """Set the pool size for this process if the backend has not started; returns it.
 
     Returns the thread count now in force when known (None: XLA's default, one per core).
@@ -43,7 +48,7 @@ def configure_cpu_threads(setting: str | int, torso: str) -> int | None:
     """
     from rl_aux import backend
 
-    n = resolve_cpu_threads(setting, torso)
+    n = resolve_cpu_threads(setting, torso, gradient_batch)
     if not backend.on_cpu():
         return None
     if ENV_VAR in os.environ:  # the user's choice

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.bloop_toy import run as bloop_toy
+from experiments.studies.bloop_toy import run as bloop_toy
 from rl_aux.balancers import (
     auxinash,
     balanced_grads,

@@ -137,3 +137,26 @@ def test_heads_worker_times_plain_and_head_arms_with_more_flops_for_the_head():
     assert head["flops"] > plain["flops"] > plain["xla_flops"] > 0
     r = heads.ratios(res)["reward_pred"]
     assert r["flop_ratio"] > 1 and r["quotient"] == pytest.approx(r["time_ratio"] / r["flop_ratio"])
+
+
+def test_purejaxrl_harness_adapts_gymnax_flags_and_counts_the_peers_steps(tmp_path):
+    """The shipped PureJaxRL harness: gymnax >= 1.0's (terminated, truncated) -> PureJaxRL's
+    `done`; env steps as PureJaxRL's own NUM_UPDATES rounding takes them; no checkout -> exit 2
+    naming the flag."""
+    from experiments.bench.peers import purejaxrl
+
+    class SixTuple:
+        def step(self, key, state, action, params=None):
+            return "obs", state, 1.0, jnp.array(False), jnp.array(True), {}
+
+    out = purejaxrl.five_tuple(SixTuple()).step(None, "s", 0)
+    assert len(out) == 5 and bool(out[3])
+    ppo = dict(purejaxrl.CONFIGS[("ppo", "Breakout-MinAtar")], TOTAL_TIMESTEPS=10_000, NUM_ENVS=64)
+    assert purejaxrl.env_steps("ppo", ppo) == 8192  # one update of 128 x 64
+    dqn = dict(purejaxrl.CONFIGS[("dqn", "CartPole-v1")], TOTAL_TIMESTEPS=1005, NUM_ENVS=10)
+    assert purejaxrl.env_steps("dqn", dqn) == 1000
+    argv = ["--purejaxrl-dir", str(tmp_path), "--algo", "ppo", "--env", "CartPole-v1"]
+    argv += ["--total-timesteps", "1000", "--num-envs", "4", "--json", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as e:
+        purejaxrl.main(argv)
+    assert e.value.code == 2

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rl_aux.configs import ConfigError
-from rl_aux.cpu_threads import resolve_cpu_threads
+from rl_aux.cpu_threads import PARALLEL_BATCH, resolve_cpu_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +18,22 @@ def test_auto_is_one_thread_for_mlp_and_all_cores_for_cnns():
     assert resolve_cpu_threads("auto", "impala_cnn") is None
     assert resolve_cpu_threads(2, "mlp") == 2
     assert resolve_cpu_threads("3", "nature_cnn") == 3
+
+
+def test_auto_gives_large_mlp_gradient_batches_every_core():
+    """PPO on MinAtar (MLP, 1,024 samples per minibatch) gains from the second core; CartPole's
+    128 do not: the pool follows the work of one gradient step, not the torso's name."""
+    from experiments.config import gradient_batch, load_config, torso_name
+
+    def auto(experiment: str) -> int | None:
+        agent = load_config([f"experiment={experiment}"]).agent
+        return resolve_cpu_threads("auto", torso_name(agent), gradient_batch(agent))
+
+    assert gradient_batch(load_config(["experiment=ppo_minatar"]).agent) == 64 * 128 // 8
+    assert auto("ppo_minatar") is None
+    assert auto("ppo_cartpole") == 1 and auto("dqn_cartpole") == 1
+    assert resolve_cpu_threads("auto", "mlp", PARALLEL_BATCH - 1) == 1
+    assert resolve_cpu_threads("auto", "mlp", PARALLEL_BATCH) is None
 
 
 @pytest.mark.parametrize("bad", [0, -1, "many", "1.5", None])

@@ -77,13 +77,13 @@ DEPENDS = {
     FAST[3]: FAST[0],
     FAST[4]: FAST[0],
     ("add-an-auxiliary-head.md", "rl-aux plot"): FAST[5],
-    ("results/future-prediction.md", "python -m experiments.future_analysis"): (
+    ("results/future-prediction.md", "python -m experiments.studies.future_analysis"): (
         "results/future-prediction.md",
         "rl-aux train experiment=future_tmaze",
     ),
     ("results/future-prediction.md", "rl-aux plot runs/fs_grid_transfer"): (
         "results/future-prediction.md",
-        "PYTHONPATH=. python -m experiments.fs_grid_transfer --out runs/fs_grid_transfer",
+        "PYTHONPATH=. python -m experiments.studies.fs_grid_transfer --out runs/fs_grid_transfer",
     ),
     ("llm-subgoal-rewards.md", "rl-aux plot runs/llm_keyroom_ppo"): (
         "llm-subgoal-rewards.md",
@@ -98,14 +98,14 @@ DEPENDS = {
 # command prefix -> flags appended to shrink a study script or benchmark (not `rl-aux train`)
 BUDGET_ARGS = {
     "rl-aux bench": ["--repeats", "1", "--scale", "0.01", "--seeds", "1"],
-    "python -m experiments.fs_grid_transfer": [
+    "python -m experiments.studies.fs_grid_transfer": [
         *("--seeds", "1", "--phase-steps", "400", "--eval-every", "200"),
     ],
-    "PYTHONPATH=. python -m experiments.fs_grid_transfer": [
+    "PYTHONPATH=. python -m experiments.studies.fs_grid_transfer": [
         *("--seeds", "1", "--phase-steps", "400", "--eval-every", "200"),
     ],
-    "python -m experiments.future_analysis": ["--episodes", "2"],
-    "python -m experiments.balancer_cartpole": ["--seeds", "1", "--steps", "2048"],
+    "python -m experiments.studies.future_analysis": ["--episodes", "2"],
+    "python -m experiments.studies.balancer_cartpole": ["--seeds", "1", "--steps", "2048"],
 }
 FAST_TIMEOUT_S, SLOW_TIMEOUT_S = 600, 3600
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from envs.fs_grid import SIZE
-from experiments.fs_grid_transfer import greedy_paths, path_metrics
+from experiments.studies.fs_grid_transfer import greedy_paths, path_metrics
 
 UP, DOWN, LEFT, RIGHT = range(4)  # envs.fs_grid.MOVES order
 
@@ -100,7 +100,7 @@ def test_pooling_concatenates_batches_and_bootstraps_the_difference(tmp_path):
     import numpy as np
     import pytest
 
-    from experiments.fs_grid_pool import compare, load_aucs
+    from experiments.studies.fs_grid_pool import compare, load_aucs
 
     rng = np.random.default_rng(0)
     mf = rng.uniform(0.2, 0.6, 20)

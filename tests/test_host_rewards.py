@@ -34,7 +34,7 @@ def test_keyroom_oracle_labels_a_scripted_success_once_each_in_order():
     """Key, door, stairs fire exactly once each, in that order, on a solved episode."""
     from envs.nethack import action_names, single_env
     from envs.nle_worker import seeded_reset
-    from experiments.llm_keyroom import scripted_action
+    from experiments.studies.llm_keyroom import scripted_action
     from rl_aux.rewards.keyroom_oracle import LABELS, keyroom_labels
 
     keys = ["glyphs", "blstats", "inv_strs", "message", "chars"]

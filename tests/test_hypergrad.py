@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from experiments.barfi_grid import GridExpConfig, build
+from agents.tabular_barfi import GridExpConfig, build
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, lookahead_objective, neumann_hypergrad
 
 

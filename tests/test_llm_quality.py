@@ -3,7 +3,7 @@
 Replays shipped data: tests/data/llm/keyroom_transitions.jsonl (778 transitions of a
 random-plus-scripted policy, seeds 1000-1023; thresholds were chosen on the dev set, seeds
 0-23) and keyroom_cache.sqlite (MiniLM embeddings and recorded local-LLM answers). Floors are
-the figures measured with `python -m experiments.llm_keyroom eval ...`, minus 0.01.
+the figures measured with `python -m experiments.studies.llm_keyroom eval ...`, minus 0.01.
 """
 
 import importlib.util

@@ -101,7 +101,7 @@ def test_four_rooms_dynamics_and_goal():
 
 def test_rank_floor_is_the_best_d_feature_fit():
     """rank_floor_nrmse: exact for a matrix of rank <= d (+ bias), Eckart-Young otherwise."""
-    from experiments.pvn_four_rooms import rank_floor_nrmse
+    from experiments.studies.pvn_four_rooms import rank_floor_nrmse
 
     rng = np.random.default_rng(0)
     low = rng.normal(size=(50, 3)) @ rng.normal(size=(3, 2 * 4)) + rng.normal(size=(2 * 4,))
@@ -121,7 +121,7 @@ def test_four_rooms_rank64_floor_grows_with_T():
     """With state-only features phi(x) in R^64 the four-rooms Psi [104, T, 4] cannot be fit to
     nRMSE < 0.1 at T = 128 by any network (docs/pvn.md: the fit bar's floor)."""
     from envs.four_rooms import NUM_CELLS
-    from experiments.pvn_four_rooms import exact_psi, rank_floor_nrmse
+    from experiments.studies.pvn_four_rooms import exact_psi, rank_floor_nrmse
 
     floors = []
     for T in (8, 64, 128):
@@ -135,7 +135,7 @@ def test_td_fixed_point_is_exact_with_tabular_features_and_above_the_projection(
     """td_fixed_point: one-hot features recover the exact Psi; on a d-dim subspace its error is
     never below the best fit in that subspace (the TD floor quoted in docs/pvn.md)."""
     from envs.four_rooms import NUM_CELLS
-    from experiments.pvn_four_rooms import best_subspace, exact_psi, td_fixed_point
+    from experiments.studies.pvn_four_rooms import best_subspace, exact_psi, td_fixed_point
 
     r = (np.random.default_rng(3).random((NUM_CELLS, 16)) < 0.05).astype(float)
     exact = exact_psi(r, 0.95)
@@ -153,7 +153,7 @@ def test_td_fixed_point_is_exact_with_tabular_features_and_above_the_projection(
 def test_sr_alignment_is_one_on_the_sr_subspace_and_zero_off_it():
     """sr_alignment: 1 for the SR's own top-d singular vectors, 0 for their complement."""
     from envs.four_rooms import NUM_CELLS, uniform_transition_matrix
-    from experiments.pvn_four_rooms import sr_alignment
+    from experiments.studies.pvn_four_rooms import sr_alignment
 
     sr = np.linalg.inv(np.eye(NUM_CELLS) - 0.95 * uniform_transition_matrix())
     u = np.linalg.svd(sr)[0]

@@ -165,9 +165,10 @@ def test_atari_paper_scale_pretrain_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_minatar_pipeline_smoke(tmp_path):
-    """experiments/pvn_minatar.py end to end at toy scale: DQN logs transitions, PVN pre-trains
-    on them, both linear arms read the same torso shape, and the plot/summary has all 3 arms."""
-    from experiments.pvn_minatar import main
+    """experiments/studies/pvn_minatar.py end to end at toy scale: DQN logs transitions, PVN
+    pre-trains on them, both linear arms read the same torso shape, and the plot/summary has all
+    3 arms."""
+    from experiments.studies.pvn_minatar import main
 
     out = str(tmp_path / "pm")
     args = ["--out", out, "--steps", "1600", "--seeds", "2", "--pretrain-steps", "20"]

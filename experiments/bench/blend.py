@@ -31,7 +31,7 @@ def _worker_blend(arm: str, seeds: int, iterations: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from experiments.barfi_grid import GridExpConfig, build
+    from agents.tabular_barfi import GridExpConfig, build
 
     cfg = GridExpConfig(iterations=iterations)
     fn = jax.jit(jax.vmap(build(cfg, arm).train))
@@ -50,7 +50,7 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
     rounds): the machine's load drifts between rounds, not between arms."""
     import jax
 
-    from experiments.config import load_config
+    from experiments.config import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -58,7 +58,7 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
     progs, out = {}, {}
     for arm, extra in BLEND_PPO_ARMS.items():
         cfg = load_config(["experiment=barfi_ppo", f"num_seeds={seeds}", *extra])
-        configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent))
+        configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent), gradient_batch(cfg.agent))
         _, agent = build_agent(cfg)
         state, axes = init_seeds(agent, seeds)
         t0 = time.perf_counter()

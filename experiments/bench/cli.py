@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 SUITE_NAMES = ("atari", "blend", "core", "gpu-check", "heads", "llm", "nethack")
@@ -80,6 +81,90 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _atari(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import atari
+
+    envs = [int(n) for n in a.num_envs.split(",")]
+    backends = tuple(a.backend.split(","))
+    if not set(backends) <= {"ale", "envpool"}:
+        return _fail(f"--backend={a.backend!r}: accepted ale, envpool")
+    peers = None
+    if a.cleanrl_harness:
+        peers = {"harness": a.cleanrl_harness, "peer_python": a.peer_python,
+                 "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
+                 "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
+    raw_steps = max(int(4000 * a.scale), 64)
+    algos = tuple(a.algos.split(","))
+    if not set(algos) <= {"ppo", "dqn"}:
+        return _fail(f"--algos={a.algos!r}: accepted ppo, dqn")
+    return atari.main(
+        envs, a.conv, raw_steps, a.json, backends, peers, a.repeats, algos, a.multi_seed
+    )
+
+
+def _blend(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import blend
+    from experiments.bench.runner import write_json
+
+    rows = blend.run_blend_suite(seeds, a.scale, a.repeats)
+    blend.print_tables(rows)
+    write_json(a.json, {"suite": "blend", "rows": rows})
+    return 0
+
+
+def _heads(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import heads
+
+    if cases and not set(cases) <= set(heads.CASE_NAMES):
+        bad = sorted(set(cases) - set(heads.CASE_NAMES))
+        return _fail(f"--cases {bad} not in suite heads: {heads.CASE_NAMES}")
+    chosen = a.heads.split(",") if a.heads else None
+    if chosen:
+        from rl_aux.heads.base import registered_heads
+
+        unknown = sorted(set(chosen) - set(registered_heads()))
+        if unknown:
+            return _fail(f"--heads {unknown} not registered: {registered_heads()}")
+    heads.main(seeds, a.scale, a.repeats, cases, chosen, a.json)
+    return 0
+
+
+def _core(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import core
+
+    known = [c[0] for c in core.SUITES["core"]]
+    if cases and not set(cases) <= set(known):
+        return _fail(f"--cases {sorted(set(cases) - set(known))} not in suite core: {known}")
+    if a.purejaxrl_harness and not os.path.isfile(a.purejaxrl_harness):
+        return _fail(f"--purejaxrl-harness={a.purejaxrl_harness!r} is not a file; the shipped "
+                     "one is experiments/bench/peers/purejaxrl.py")  # fmt: skip
+    core.main(seeds, a.purejaxrl_harness, a.peer_python, a.scale, a.xla_default, a.repeats,
+              cases, a.json)  # fmt: skip
+    return 0
+
+
+def _nethack(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import nethack
+
+    return nethack.main(a.scale, a.json)
+
+
+def _llm(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import llm
+
+    return llm.main(a.scale, a.json)
+
+
+def _gpu_check(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> int:
+    from experiments.bench import gpu_check
+
+    return gpu_check.main(a.json or "gpu-check.json")
+
+
+SUITE_MAINS = {"core": _core, "heads": _heads, "atari": _atari, "blend": _blend,
+               "nethack": _nethack, "llm": _llm, "gpu-check": _gpu_check}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """`rl-aux bench ...` (exit 2 on bad input, before any compile), or one worker."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -96,66 +181,4 @@ def main(argv: list[str] | None = None) -> int:
     if a.scale <= 0:
         return _fail(f"--scale={a.scale} must be > 0")
     cases = a.cases.split(",") if a.cases else None
-    if a.suite == "nethack":
-        from experiments.bench import nethack
-
-        return nethack.main(a.scale, a.json)
-    if a.suite == "llm":
-        from experiments.bench import llm
-
-        return llm.main(a.scale, a.json)
-    if a.suite == "atari":
-        from experiments.bench import atari
-
-        envs = [int(n) for n in a.num_envs.split(",")]
-        backends = tuple(a.backend.split(","))
-        if not set(backends) <= {"ale", "envpool"}:
-            return _fail(f"--backend={a.backend!r}: accepted ale, envpool")
-        peers = None
-        if a.cleanrl_harness:
-            peers = {"harness": a.cleanrl_harness, "peer_python": a.peer_python,
-                     "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
-                     "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
-        raw_steps = max(int(4000 * a.scale), 64)
-        algos = tuple(a.algos.split(","))
-        if not set(algos) <= {"ppo", "dqn"}:
-            return _fail(f"--algos={a.algos!r}: accepted ppo, dqn")
-        return atari.main(
-            envs, a.conv, raw_steps, a.json, backends, peers, a.repeats, algos, a.multi_seed
-        )
-    if a.suite == "blend":
-        from experiments.bench import blend
-
-        rows = blend.run_blend_suite(seeds, a.scale, a.repeats)
-        blend.print_tables(rows)
-        from experiments.bench.runner import write_json
-
-        write_json(a.json, {"suite": "blend", "rows": rows})
-        return 0
-    if a.suite == "heads":
-        from experiments.bench import heads
-
-        if cases and not set(cases) <= set(heads.CASE_NAMES):
-            bad = sorted(set(cases) - set(heads.CASE_NAMES))
-            return _fail(f"--cases {bad} not in suite heads: {heads.CASE_NAMES}")
-        chosen = a.heads.split(",") if a.heads else None
-        if chosen:
-            from rl_aux.heads.base import registered_heads
-
-            unknown = sorted(set(chosen) - set(registered_heads()))
-            if unknown:
-                return _fail(f"--heads {unknown} not registered: {registered_heads()}")
-        heads.main(seeds, a.scale, a.repeats, cases, chosen, a.json)
-        return 0
-    if a.suite == "gpu-check":
-        from experiments.bench import gpu_check
-
-        return gpu_check.main(a.json or "gpu-check.json")
-    from experiments.bench import core
-
-    known = [c[0] for c in core.SUITES["core"]]
-    if cases and not set(cases) <= set(known):
-        return _fail(f"--cases {sorted(set(cases) - set(known))} not in suite core: {known}")
-    core.main(seeds, a.purejaxrl_harness, a.peer_python, a.scale, a.xla_default, a.repeats,
-              cases, a.json)  # fmt: skip
-    return 0
+    return SUITE_MAINS[a.suite](a, seeds, cases)

@@ -43,7 +43,7 @@ PEER_CASES = {  # our case -> (peer algo, peer env)
 def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     import jax
 
-    from experiments.config import load_config
+    from experiments.config import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -51,7 +51,7 @@ def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     cfg = load_config(
         [f"experiment={experiment}", f"env={env}", f"num_seeds={seeds}", f"total_timesteps={steps}"]
     )
-    configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent))
+    configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent), gradient_batch(cfg.agent))
     _, agent = build_agent(cfg)
     n_updates = max(steps // agent.steps_per_update, 1)
     state, axes = init_seeds(agent, seeds)

@@ -51,7 +51,7 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
     """Compile every arm of one case in this process, then time them in interleaved rounds."""
     import jax
 
-    from experiments.config import load_config
+    from experiments.config import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -63,8 +63,9 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
     for arm, extra in _with_all(plan, heads, out):
         try:
             cfg = load_config([*base, f"num_seeds={seeds}", *extra])
-            if not progs:  # the pool is sized once per process: by the plain learner's torso
-                configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent))
+            if not progs:  # the pool is sized once per process: by the plain learner
+                torso, batch = agent_torso(cfg.agent), gradient_batch(cfg.agent)
+                configure_cpu_threads(cfg.cpu_threads, torso, batch)
             _, agent = build_agent(cfg)
             updates = max(steps // agent.steps_per_update, 1)
             state, axes = init_seeds(agent, seeds)

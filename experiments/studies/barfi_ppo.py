@@ -3,7 +3,8 @@ per arm with 95% bootstrap CIs over seeds, and a figure of success and the learn
 Every <run_root>/<arm>/metrics.csv is an arm (the experiment's four, and any other run there).
 
     rl-aux train experiment=barfi_ppo run_dir=runs/barfi_ppo_centre
-    python -m experiments.barfi_ppo runs/barfi_ppo_centre --out docs/figures/barfi_ppo_centre
+    python -m experiments.studies.barfi_ppo runs/barfi_ppo_centre \
+        --out docs/figures/barfi_ppo_centre
 """
 
 from __future__ import annotations

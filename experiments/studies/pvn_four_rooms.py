@@ -9,7 +9,7 @@
    torso, a random frozen torso of the same shape, and one-hot (tabular) features; seeds and
    goals vmapped. Writes run dirs (config.yaml + metrics.csv) that `rl-aux plot` reads.
 
-    PYTHONPATH=. nice -n 15 python -m experiments.pvn_four_rooms --out runs/pvn_four_rooms
+    PYTHONPATH=. nice -n 15 python -m experiments.studies.pvn_four_rooms --out runs/pvn_four_rooms
 
 LSPI's ridge is chosen per feature set and seed on 16 *validation* goal cells (disjoint from the
 16 reported ones) among `--ridges`: features of different scales need different ridges (at a
@@ -72,7 +72,7 @@ def collect(path: str, num: int, seed: int = 0) -> None:
         4,
         "four_rooms/reward_free",
         "uint8",
-        source="uniform-random policy, experiments/pvn_four_rooms.py",
+        source="uniform-random policy, experiments/studies/pvn_four_rooms.py",
     )
     w.write(
         {

@@ -8,7 +8,7 @@
    torso of the same shape (`agent.pretrained=""`), with the DQN settings of step 1.
 4. `rl-aux plot` of the three arms (greedy evaluation return) and a JSON summary.
 
-    PYTHONPATH=. nice -n 10 python -m experiments.pvn_minatar --out runs/pvn_minatar
+    PYTHONPATH=. nice -n 10 python -m experiments.studies.pvn_minatar --out runs/pvn_minatar
 
 Every step is an ordinary run dir: run again, the script skips finished steps and resumes a
 stopped one.

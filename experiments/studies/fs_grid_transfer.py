@@ -9,7 +9,7 @@ exactly from every non-goal start cell: success, steps to goal and path optimali
 (shortest / taken, 0 when the goal is not reached in 150 steps). Writes run dirs that
 `rl-aux plot` reads and a summary JSON with per-phase AUCs and steps to 90% optimality.
 
-    PYTHONPATH=. python -m experiments.fs_grid_transfer --out runs/fs_grid_transfer
+    PYTHONPATH=. python -m experiments.studies.fs_grid_transfer --out runs/fs_grid_transfer
     rl-aux plot runs/fs_grid_transfer --metric eval/optimality --out runs/fs_grid_transfer/plots
 """
 

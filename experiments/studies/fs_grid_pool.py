@@ -5,8 +5,8 @@ non-baseline arm the difference of means (arm minus baseline) with a 95% bootstr
 resampled independently per arm: the arms' seeds are separate networks) and P = the bootstrap
 probability that the difference is <= 0. Prints a table and writes the JSON.
 
-    PYTHONPATH=. python -m experiments.fs_grid_pool runs/a/summary.json runs/b/summary.json \
-        --out runs/pooled.json
+    PYTHONPATH=. python -m experiments.studies.fs_grid_pool runs/a/summary.json \
+        runs/b/summary.json --out runs/pooled.json
 """
 
 from __future__ import annotations

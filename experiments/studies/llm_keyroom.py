@@ -1,7 +1,9 @@
 """Judge quality on MiniHack-KeyRoom-Fixed-S5: collect labelled transitions, score matcher/judge.
 
-    python -m experiments.llm_keyroom collect --out tests/data/llm/keyroom_transitions.jsonl
-    python -m experiments.llm_keyroom eval --data ... --scorer matcher|judge [--llm-mode ...]
+    python -m experiments.studies.llm_keyroom collect \
+        --out tests/data/llm/keyroom_transitions.jsonl
+    python -m experiments.studies.llm_keyroom eval --data ... --scorer matcher|judge \
+        [--llm-mode ...]
 
 `collect` rolls out a random-plus-scripted policy (BFS to the key, PICKUP, to the door, APPLY,
 to the stairs; epsilon-random moves mixed in) and labels every transition programmatically:

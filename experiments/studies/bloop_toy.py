@@ -3,7 +3,7 @@
 L_main = mean_i (x_i.theta - y_i)^2 over n=50 points in d=200, L_aux = |theta - theta_prior|^2
 with weight lambda. Minibatch SGD through a balancer from `rl_aux.balancers`. The bilevel
 solution is the projection of theta_prior onto {X theta = y}; summing the losses instead
-trades L_main for L_aux. `python -m experiments.bloop_toy` prints the table.
+trades L_main for L_aux. `python -m experiments.studies.bloop_toy` prints the table.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ never trained on (sampling policy, new env seeds). It is paired with the greedy 
 return the trainer logged at the same step. Writes a CSV, the Spearman correlation over all
 (run, seed, checkpoint) points, and the first step each seed's evaluation reaches a threshold.
 
-    python -m experiments.future_analysis runs/future_tmaze --out runs/future_tmaze/analysis
+    python -m experiments.studies.future_analysis runs/future_tmaze --out runs/future_tmaze/analysis
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Learning-curve numbers of NetHack/MiniHack runs beside a random policy's, for notes.
 
-    python -m experiments.nethack_curves RUN_DIR [--bins 10] [--random-steps 20000]
+    python -m experiments.studies.nethack_curves RUN_DIR [--bins 10] [--random-steps 20000]
 
 Reads RUN_DIR/metrics.csv (written by `rl-aux train` on a host-stepped env), prints the
 episode-weighted mean return (and, for MiniHack, success = return > 0.5) per step bin and

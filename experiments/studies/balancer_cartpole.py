@@ -7,7 +7,8 @@ seeds, and the fraction of the (main-only - fixed) gap each balancer recovers. E
 under each gradient-clipping scope asked for (`agent.clip_scope`: one global norm, or one per
 module), since the clip is where the noise head does its harm.
 
-    python -m experiments.balancer_cartpole --seeds 5 --steps 300000 --out runs/balancer_cartpole
+    python -m experiments.studies.balancer_cartpole --seeds 5 --steps 300000 \
+        --out runs/balancer_cartpole
 """
 
 from __future__ import annotations
