@@ -4,7 +4,9 @@ Run as a script (`python -P envs/nle_worker.py '<json>'`), not as a package modu
 imports only numpy, gymnasium, nle and minihack (importing the `envs` package would pull in jax).
 Protocol, one byte per batch each way: the host writes actions (or seeds) into the shared
 buffers, sends b"s" (step) or b"r" (reseed + reset) on stdin; the worker steps every env of
-its slice, auto-resets finished ones, writes results and replies b"k" on stdout.
+its slice, auto-resets finished ones, writes results and replies b"k" on stdout. Resume
+(`NLEVecEnv.restore_replay`): b"e" resets every env to the episode index in the `episode`
+buffer (seeded as that episode always is), then b"p" steps only the envs whose action is >= 0.
 """
 
 from __future__ import annotations
@@ -120,10 +122,11 @@ def main() -> None:
         todo.append(j)
         return obs
 
-    def reset_all() -> None:
-        episode[:] = 0
+    def reset_all(to: np.ndarray | None = None) -> None:
+        episode[:] = 0 if to is None else to
+        buf["episode"][lo:hi] = episode
         for j, env in enumerate(envs):
-            write(lo + j, seeded_reset(env, buf["seed"][lo + j], 0), "obs/")
+            write(lo + j, seeded_reset(env, buf["seed"][lo + j], episode[j]), "obs/")
         todo[:] = range(len(spares))
         spare_obs[:] = [None] * len(spare_obs)  # spares readied under the old seeds are stale
         spare_episode[:] = -1
@@ -142,10 +145,14 @@ def main() -> None:
             break
         if cmd == b"r":
             reset_all()
-        elif cmd == b"s":
+        elif cmd == b"e":
+            reset_all(buf["episode"][lo:hi].copy())
+        elif cmd in (b"s", b"p"):
             actions = buf["action"][lo:hi].copy()
             for j, env in enumerate(envs):
                 i = lo + j
+                if cmd == b"p" and actions[j] < 0:  # replay: this env's history is done
+                    continue
                 obs, r, term, trunc, info = env.step(int(actions[j]))
                 trunc = bool(trunc) or int(info.get("end_status", 0)) == ABORTED
                 ret[j] += r
@@ -158,6 +165,7 @@ def main() -> None:
                 if term or trunc:
                     write(i, obs, "final/")
                     episode[j] += 1
+                    buf["episode"][i] = episode[j]
                     obs = next_episode(j)
                     ret[j] = 0.0
                     length[j] = 0
