@@ -86,6 +86,7 @@ class HostRollout:
     source_steps: list | None = None
     aux: dict = dataclasses.field(default_factory=dict)  # "r_aux/<source>": [T, N]
     learn_reward: np.ndarray | None = None  # what the learner optimises (default: reward)
+    end: dict | None = None  # the actor's state after the rollout (HostPPO.snapshot)
 
 
 def episode_stats(done: np.ndarray, lost: np.ndarray, ret: np.ndarray, length: np.ndarray):
@@ -228,6 +229,13 @@ class HostPPO:
             # numpy, not TimeStep.done (an eager jnp op per vector step on the acting thread)
             obs, carry, first = ts.obs, carry_new, ts.terminated | ts.truncated
         env_state.update(obs=obs, carry=carry, first=first, key=key)
+        replay = getattr(env, "replay_state", None)
+        end = {
+            "actor": jax.tree.map(
+                np.asarray, {"obs": obs, "carry": carry, "first": first, "key": key}
+            ),
+            "replay": replay() if replay is not None else None,
+        }
         stack = lambda xs: jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *xs)
         return HostRollout(
             obs=stack(rec["obs"]),
@@ -248,6 +256,7 @@ class HostPPO:
             host_obs=stack(rec["host"]) if keys_host else {},
             params_version=version,
             source_steps=pending if src is not None else None,
+            end=end,
         )
 
     def _source_ids(self, steps: list) -> np.ndarray:
@@ -265,90 +274,180 @@ class HostPPO:
         return np.concatenate(out)
 
     # ------------------------------------------------------------------ training
+    def behaviour_version(self, k: int) -> int:
+        """The learner update whose params act in rollout k: with overlap, rollout k is
+        stepped during update k-1, so it acts with update k-1's params (k = 1 with update 1's,
+        as the actor starts once update 0 is done); alternating, with the current ones.
+        Fixed, not whatever the actor finds, so a run (and a resumed one) is deterministic."""
+        return max(k - 1, 1) if self.overlap and k > 0 else k
+
+    def begin(self, state, key=None, resume: dict | None = None) -> None:
+        """Start acting: fresh from `key` (env reseeded), or from a checkpoint's `resume`
+        ({"actor", "behaviour", "replay", "update"}: see `snapshot`)."""
+        agent, env = self.agent, self.env
+        n = env.num_envs
+        if resume is None:
+            k_env, k_act = jax.random.split(key)
+            _, ts = env.reset(k_env)
+            actor = {
+                "obs": ts.obs,
+                "carry": network_initial_carry(agent.cfg.network, n),
+                "first": np.ones(n, bool),
+                "key": k_act,
+            }
+            self._done, params = 0, {0: state.params}
+            if self.source is not None:
+                self.source.reset()
+        else:
+            actor = dict(resume["actor"])
+            obs = env.restore_replay(resume["replay"])
+            if not same_obs(actor["obs"], obs):
+                raise RuntimeError(REPLAY_MISMATCH)
+            self._done = int(resume["update"])
+            b = self.behaviour_version(self._done)
+            params = {b: resume["behaviour"], self._done: state.params}
+        actor["host"] = env.current_host_obs()
+        self._env_state = actor
+        self._params = params
+        self._cond = threading.Condition()
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._error: list[BaseException] = []
+        self._thread: threading.Thread | None = None
+        self._next_roll = self._done  # the rollout the actor steps next
+        if resume is not None and self.overlap:
+            self._start_actor()
+
+    def snapshot(self, state, roll: HostRollout) -> tuple[dict, dict]:
+        """(pytree, JSON) a checkpoint keeps after the update on `roll`: the learner state,
+        the actor's state at the rollout's end and the params the next rollout acts with."""
+        b = self.behaviour_version(self._done)
+        with self._cond:
+            behaviour = self._params[b]
+        tree = {"learner": state, "actor": roll.end["actor"], "behaviour": behaviour}
+        return tree, {"replay": roll.end["replay"], "update": self._done}
+
+    def like(self, state) -> dict:
+        """The checkpoint pytree's structure (for restoring into), from an initial state."""
+        n, spec = self.env.num_envs, self.env.spec
+        obs = {k: np.zeros((n, *shape), dict(spec.obs_dtype)[k]) for k, shape in spec.obs_shape}
+        actor = {
+            "obs": obs,
+            "carry": network_initial_carry(self.agent.cfg.network, n),
+            "first": np.ones(n, bool),
+            "key": jax.random.PRNGKey(0),
+        }
+        return {"learner": state, "actor": actor, "behaviour": state.params}
+
+    def _start_actor(self) -> None:
+        self._thread = threading.Thread(target=self._actor, name="nle-actor", daemon=True)
+        self._thread.start()
+
+    def _params_for(self, k: int):
+        """Params of rollout k's behaviour version (waits until the learner has them)."""
+        v = self.behaviour_version(k)
+        with self._cond:
+            while v not in self._params and not self._stop.is_set():
+                self._cond.wait(0.5)
+            return self._params.get(v), v
+
+    def _actor(self) -> None:
+        try:
+            while not self._stop.is_set():
+                params, v = self._params_for(self._next_roll)
+                if params is None:
+                    return
+                roll = self._collect(params, v, self._env_state, self._stop)
+                while roll is not None and not self._stop.is_set():
+                    try:
+                        self._queue.put(roll, timeout=0.5)
+                        self._next_roll += 1
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # surfaced in the learner thread
+            self._error.append(e)
+            self._stop.set()
+
+    def _next_rollout(self) -> HostRollout:
+        if self._thread is None:
+            params, v = self._params_for(self._next_roll)
+            self._next_roll += 1
+            return self._collect(params, v, self._env_state)
+        while True:
+            if self._error:
+                raise self._error[0]
+            try:
+                return self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+
+    def _with_rewards(self, roll: HostRollout) -> HostRollout:
+        """The source's r_aux (rollouts arrive in order: per-episode state holds) and the
+        reward the learner optimises."""
+        if self.source is not None:
+            roll.source_ids = self._source_ids(roll.source_steps)
+            roll.source_steps = None  # the host arrays are no longer needed
+            dones = roll.terminated | roll.truncated
+            r_aux = self.source.rollout_rewards(roll.source_ids, dones)
+            roll.aux[f"r_aux/{self.source.name}"] = np.asarray(r_aux, np.float32)
+        if self.reward_fn is not None:
+            roll.learn_reward = np.asarray(self.reward_fn(roll), np.float32)
+            if roll.learn_reward.shape != roll.action.shape:
+                raise ValueError(
+                    f"reward_fn returned shape {roll.learn_reward.shape}, expected "
+                    f"{roll.action.shape} ([T, N])"
+                )
+        return roll
+
+    def updates(self, state, n: int, on_update: Callable | None = None, total: int | None = None):
+        """`n` more PPO updates; `on_update(i, metrics, rollout, seconds)` after each.
+
+        `total`: the run's update count (the actor starts only if another update follows)."""
+        t_last = time.perf_counter()
+        for _ in range(n):
+            i = self._done
+            roll = self._with_rewards(self._next_rollout())
+            state, m = self._learn(state, _device_roll(roll))
+            self._done = i + 1
+            with self._cond:
+                self._params[i + 1] = state.params
+                for v in [v for v in self._params if v < i]:
+                    del self._params[v]
+                self._cond.notify_all()
+            more = total is None or i + 1 < total
+            if self.overlap and self._thread is None and more:
+                # act and learn are compiled now (first rollout and update ran in this
+                # thread); from here the actor steps rollout k+1 during update k
+                self._start_actor()
+            m = {k: float(v) for k, v in jax.device_get(m).items()}
+            now = time.perf_counter()
+            if on_update is not None:
+                on_update(i, m, roll, now - t_last)
+            t_last = now
+        return state
+
+    def end(self) -> None:
+        """Stop the actor thread (its partial rollout is dropped)."""
+        if not hasattr(self, "_stop"):  # never begun
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
     def train(self, state, num_updates: int, key, on_update: Callable | None = None):
         """`num_updates` PPO updates; `on_update(i, metrics, rollout, seconds)` after each."""
-        agent, env = self.agent, self.env
-        k_env, k_act = jax.random.split(key)
-        _, ts = env.reset(k_env)
-        n = env.num_envs
-        env_state = {
-            "obs": ts.obs,
-            "carry": network_initial_carry(agent.cfg.network, n),
-            "first": np.ones(n, bool),
-            "key": k_act,
-            "host": env.current_host_obs(),
-        }
-        if self.source is not None:
-            self.source.reset()
-        shared = {"params": state.params, "version": 0}
-        q: queue.Queue = queue.Queue(maxsize=1)
-        stop = threading.Event()
-        error: list[BaseException] = []
-
-        def actor():
-            try:
-                while not stop.is_set():
-                    roll = self._collect(shared["params"], shared["version"], env_state, stop)
-                    while roll is not None and not stop.is_set():
-                        try:
-                            q.put(roll, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-            except BaseException as e:  # surfaced in the learner thread
-                error.append(e)
-                stop.set()
-
-        thread = None
+        self.begin(state, key)
         try:
-            t_last = time.perf_counter()
-            for i in range(num_updates):
-                if thread is not None:
-                    roll = None
-                    while roll is None:
-                        if error:
-                            raise error[0]
-                        try:
-                            roll = q.get(timeout=0.5)
-                        except queue.Empty:
-                            continue
-                else:
-                    roll = self._collect(shared["params"], shared["version"], env_state)
-                if self.source is not None:  # rollouts arrive in order: per-episode state holds
-                    roll.source_ids = self._source_ids(roll.source_steps)
-                    roll.source_steps = None  # the host arrays are no longer needed
-                    dones = roll.terminated | roll.truncated
-                    r_aux = self.source.rollout_rewards(roll.source_ids, dones)
-                    roll.aux[f"r_aux/{self.source.name}"] = np.asarray(r_aux, np.float32)
-                if self.reward_fn is not None:
-                    roll.learn_reward = np.asarray(self.reward_fn(roll), np.float32)
-                    if roll.learn_reward.shape != roll.action.shape:
-                        raise ValueError(
-                            f"reward_fn returned shape {roll.learn_reward.shape}, expected "
-                            f"{roll.action.shape} ([T, N])"
-                        )
-                state, m = self._learn(state, _device_roll(roll))
-                shared["params"], shared["version"] = state.params, i + 1
-                if self.overlap and thread is None and i + 1 < num_updates:
-                    # act and learn are compiled now (first rollout and update ran in this
-                    # thread); from here the actor steps rollout k+1 during update k
-                    thread = threading.Thread(target=actor, name="nle-actor", daemon=True)
-                    thread.start()
-                m = {k: float(v) for k, v in jax.device_get(m).items()}
-                now = time.perf_counter()
-                if on_update is not None:
-                    on_update(i, m, roll, now - t_last)
-                t_last = now
+            return self.updates(state, num_updates, on_update, num_updates)
         finally:
-            stop.set()
-            if thread is not None:
-                thread.join(timeout=60)
-        return state
+            self.end()
 
 
 def _device_roll(r: HostRollout) -> dict:
     skip = {"messages", "host_obs", "params_version", "lost", "learn_reward"}
-    skip |= {"source_ids", "source_steps"}  # host-side only
+    skip |= {"source_ids", "source_steps", "end"}  # host-side only
     out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
     if r.learn_reward is not None:
         out["reward"] = r.learn_reward
@@ -391,38 +490,76 @@ class HostDQN:
         self._act = jax.jit(act)
         self._observe = jax.jit(observe, donate_argnums=0)
 
-    def train(self, state, num_steps: int, key, on_update: Callable | None = None):
-        """`num_steps` vector steps; `on_update(i, metrics, ts, seconds)` after each."""
-        _, ts = self.env.reset(key)
-        obs = ts.obs
-        state = state.replace(env_state=None, obs=None)
+    def begin(self, state, key=None, resume: dict | None = None):
+        """Start acting: fresh from `key` (env reseeded), or from a checkpoint's `resume`
+        ({"actor", "replay"}: see `snapshot`); returns the state without env fields."""
+        if resume is None:
+            _, ts = self.env.reset(key)
+            self._obs = ts.obs
+            if self.source is not None:
+                self.source.reset()
+                self.history.reset()
+        else:
+            obs = self.env.restore_replay(resume["replay"])
+            if not same_obs(resume["actor"]["obs"], obs):
+                raise RuntimeError(REPLAY_MISMATCH)
+            self._obs = obs
+        self._host = self.env.current_host_obs() if self.source is not None else None
+        return state.replace(env_state=None, obs=None)
+
+    def snapshot(self, state, _data=None) -> tuple[dict, dict]:
+        """(pytree, JSON) a checkpoint keeps: the learner state, the next obs, the env replay."""
+        return {"learner": state, "actor": {"obs": self._obs}}, {"replay": self.env.replay_state()}
+
+    def like(self, state) -> dict:
+        """The checkpoint pytree's structure (for restoring into), from an initial state."""
+        n, spec = self.env.num_envs, self.env.spec
+        obs = {k: np.zeros((n, *shape), dict(spec.obs_dtype)[k]) for k, shape in spec.obs_shape}
+        return {"learner": state.replace(env_state=None, obs=None), "actor": {"obs": obs}}
+
+    def updates(self, state, lo: int, n: int, on_update: Callable | None = None):
+        """Vector steps lo..lo+n-1; `on_update(i, metrics, ts, seconds)` after each."""
         src = self.source
-        host = None
-        if src is not None:
-            src.reset()
-            self.history.reset()
-            host = self.env.current_host_obs()
         t_last = time.perf_counter()
-        for i in range(num_steps):
-            a, state = self._act(state, obs)
+        for i in range(lo, lo + n):
+            a, state = self._act(state, self._obs)
             _, ts = self.env.step(None, np.asarray(a))
             ts_dev = ts.replace(extras={k: v for k, v in ts.extras.items() if k != "lost"})
             extras, table = {}, None
             if src is not None:
-                ids = src.step_ids(host, np.asarray(a), self.env.last_host_obs())
-                host = self.env.current_host_obs()
+                ids = src.step_ids(self._host, np.asarray(a), self.env.last_host_obs())
+                self._host = self.env.current_host_obs()
                 prior = self.history.step(ids, np.asarray(ts.done))
                 extras = {"caption_id": ids, "caption_prior": prior}
                 table = src.current_table()
-            state, m = self._observe(state, obs, a, ts_dev, extras, table)
+            state, m = self._observe(state, self._obs, a, ts_dev, extras, table)
             if src is not None:
                 m = {**m, "llm/history_overflow": self.history.overflow}
-            obs = ts.obs
+            self._obs = ts.obs
             if on_update is not None:
                 now = time.perf_counter()
                 on_update(i, m, ts, now - t_last)
                 t_last = now
         return state
+
+    def end(self) -> None:
+        """Nothing runs in the background of the DQN loop."""
+
+    def train(self, state, num_steps: int, key, on_update: Callable | None = None):
+        """`num_steps` vector steps; `on_update(i, metrics, ts, seconds)` after each."""
+        state = self.begin(state, key)
+        return self.updates(state, 0, num_steps, on_update)
+
+
+REPLAY_MISMATCH = (
+    "resume: replaying the saved NLE actions did not reproduce the saved observations "
+    "(another NLE/MiniHack version, or a changed env option?)"
+)
+
+
+def same_obs(a: dict, b: dict) -> bool:
+    """Two observation dicts hold the same arrays."""
+    return all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in b)
 
 
 class SampleReward:
@@ -493,136 +630,212 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
 
 
 # ---------------------------------------------------------------------- trainer entry point
-def run_host(cfg, env, agent, quiet: bool = False) -> dict:
-    """`rl-aux train` for host-stepped envs: seeds one after another, rows to the run store."""
-    import os
-
-    from rl_aux.logging import RunStore, scrub_secrets
+def run_host(cfg, env, agent, quiet: bool = False, resolved: dict | None = None) -> dict:
+    """`rl-aux train` for host-stepped envs: seeds one after another, in the shared run loop
+    (rl_aux/run_loop.py): run store, status, checkpoints and resume as on the jitted path."""
+    from rl_aux.logging import scrub_secrets
+    from rl_aux.run_loop import RunLoop, RunPlan, return_summary
 
     if cfg.grid:
         raise ValueError("grid.* is not supported on host-stepped envs (nethack/*, minihack/*)")
-    if cfg.resume:
-        raise ValueError("resume=true is not supported on host-stepped envs yet")
-    hp = agent.default_hparams()
-    learns = getattr(agent, "learns", None) if agent.kind == "q" else None  # DQN warm-up
-    store = RunStore(cfg.run_dir, False)
-    store.write_config(scrub_secrets(cfg.to_yaml_dict()))
-    spu = agent.steps_per_update
-    num_updates = max(cfg.total_timesteps // spu, 1)
-    log_every = max(1, round((cfg.logger.log_interval or cfg.total_timesteps // 100) / spu))
-    summary: dict = {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": {}}
-    opened = False
     source, reward_fn = host_reward(cfg, env)
-    history = getattr(cfg.reward, "dqn_history", 64)
-    if source is not None and agent.kind == "q":
-        if cfg.reward_name == "blend":
-            raise ValueError("reward=blend is wired into host PPO only, not DQN")
-        agent.with_sample_reward(SampleReward(source, history))
     try:
-        for s in range(cfg.num_seeds):
-            seed = cfg.seed + s
-            k_init, k_train = jax.random.split(jax.random.PRNGKey(seed))
-            t0 = time.perf_counter()
-            state = agent.init(k_init, hp)
-            acc = {"eps": 0, "ret": 0.0, "len": 0.0, "m": [], "t": 0.0, "steps": 0, "succ": 0}
-            acc["aux"] = 0.0  # aux return of the episodes finished in this logging block
-            acc["learned"] = []  # per update: did it take a gradient step (DQN's learns)
-            aux_running = np.zeros(env.num_envs)  # per env, the running episode's aux return
-            tail: list[tuple[int, float]] = []
-            lost0 = env.lost_episodes
-
-            def on_update(
-                i, m, data, dt, seed=seed, acc=acc, tail=tail, lost0=lost0, aux_run=aux_running
-            ):
-                nonlocal opened
-                if isinstance(data, HostRollout):
-                    done = data.terminated | data.truncated
-                    e, r, ln = episode_stats(
-                        done, data.lost, data.episode_return, data.episode_length
-                    )
-                    # success: a natural end with a positive final reward (MiniHack's goal)
-                    acc["succ"] += int((data.terminated & (data.reward > 0) & ~data.lost).sum())
-                    if data.aux:
-                        r_aux = sum(data.aux.values())
-                        for t in range(r_aux.shape[0]):
-                            aux_run += r_aux[t]
-                            fin = done[t] & ~data.lost[t]
-                            acc["aux"] += float(aux_run[fin].sum())
-                            aux_run[done[t]] = 0.0
-                else:
-                    done = data.terminated | data.truncated
-                    ex = data.extras
-                    e, r, ln = episode_stats(
-                        done, ex["lost"], ex["episode_return"], ex["episode_length"]
-                    )
-                acc["eps"] += e
-                acc["ret"] += r
-                acc["len"] += ln
-                acc["t"] += dt
-                acc["steps"] += spu
-                acc["m"].append(m)
-                acc["learned"].append(bool(learns(i + 1)) if learns is not None else True)
-                if (i + 1) % log_every and i + 1 != num_updates:
-                    return
-                step = (i + 1) * spu
-                row = {"global_step": step, "seed": seed, "grid": 0, "hp/lr": hp["lr"]}
-                eps = acc["eps"]
-                row["charts/episodic_return"] = acc["ret"] / eps if eps else math.nan
-                row["charts/episodic_length"] = acc["len"] / eps if eps else math.nan
-                row["charts/episodes"] = eps
-                row["charts/success_rate"] = acc["succ"] / eps if eps else math.nan
-                if source is not None:  # mean auxiliary return of the episodes that finished
-                    if agent.kind != "q":  # DQN pays r_aux at sampling time, not per episode
-                        row["charts/aux_return"] = acc["aux"] / eps if eps else math.nan
-                    row.update(source.metrics())
-                skip = {"episodes", "episode_return_sum", "episode_length_sum"}
-                for k in acc["m"][0]:
-                    if k not in skip:
-                        name = k if "/" in k else f"charts/{k}"
-                        values = [float(x[k]) for x in acc["m"]]
-                        if learns is not None and k.startswith(agent.LEARN_METRIC_PREFIXES):
-                            row[name] = learned_mean(values, acc["learned"])
-                        else:
-                            row[name] = float(np.mean(values))
-                row["charts/sps"] = acc["steps"] / max(acc["t"], 1e-9)
-                row["charts/lost_episodes"] = env.lost_episodes - lost0
-                row["charts/worker_restarts"] = env.restarts
-                row["time/elapsed_s"] = time.perf_counter() - t0
-                if not opened:
-                    cols = list(row)
-                    store.open_metrics(cols, None)
-                    opened = True
-                store.log_rows([row])
-                if eps:
-                    tail.append((step, row["charts/episodic_return"], eps))
-                if not quiet:
-                    print(
-                        f"[{cfg.label}] seed {seed} {step}/{num_updates * spu} steps "
-                        f"return={row['charts/episodic_return']:.3f} sps={row['charts/sps']:.0f}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                acc.update(eps=0, ret=0.0, len=0.0, m=[], t=0.0, steps=0, succ=0, aux=0.0)
-                acc["learned"] = []
-
-            if agent.kind == "q":
-                HostDQN(agent, env, source, history).train(state, num_updates, k_train, on_update)
-            else:
-                loop = HostPPO(agent, env, reward_fn, env.opts.overlap, source)
-                loop.train(state, num_updates, k_train, on_update)
-            cut = num_updates * spu * 0.9
-            last = [(r, e) for st, r, e in tail if st > cut] or [(r, e) for _, r, e in tail[-1:]]
-            w = sum(e for _, e in last)
-            final = sum(r * e for r, e in last) / w if w else math.nan
-            summary["per_seed"][(0, seed)] = {"final_return": final, "eval_return": math.nan}
-        store.write_status("finished", global_step=num_updates * spu)
+        host = HostRun(cfg, env, agent, source, reward_fn)
+        plan = RunPlan(
+            run_dir=cfg.run_dir,
+            label=cfg.label,
+            resume=bool(cfg.resume),
+            total_steps=host.num_updates * host.spu * cfg.num_seeds,
+            ckpt_every=cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1),
+            keep=cfg.checkpoint.keep,
+            quiet=quiet,
+            progress=cfg.logger.progress,
+        )
+        config = resolved if resolved is not None else scrub_secrets(cfg.to_yaml_dict())
+        with RunLoop(plan, config) as loop:
+            t0 = time.time()
+            got = loop.restore(host.like())
+            restored = None if got is None else got[1]
+            start = 0 if got is None else host.resume_after(*got)
+            meta = {
+                "num_updates": host.num_updates,
+                "updates_per_chunk": host.upc,
+                "steps_per_update": host.spu,
+                "setup_s": time.time() - t0,
+                "host_stepped": True,
+            }
+            done = start * host.upc * host.spu  # approximate: the bar counts chunks x steps
+            loop.start(None, meta, restored, min(done, plan.total_steps))
+            try:
+                loop.run(range(start, host.num_chunks), host.chunk)
+            finally:
+                host.end()
+            loop.finish()
     finally:
-        store.close()
         env.close()
         if source is not None and hasattr(source, "close"):
             source.close()
+    summary = return_summary(cfg.run_dir, cfg.label)
     if not quiet:
         for (_, s), v in summary["per_seed"].items():
             print(f"  seed {s}: return(last 10%) {v['final_return']:.3f}", file=sys.stderr)
-    os.makedirs(cfg.run_dir, exist_ok=True)
     return summary
+
+
+class HostRun:
+    """The host-stepped run as chunks: seed s's updates lo..hi-1 per chunk, rows, snapshots."""
+
+    def __init__(self, cfg, env, agent, source, reward_fn):
+        self.cfg, self.env, self.agent, self.source = cfg, env, agent, source
+        self.hp = agent.default_hparams()
+        self.spu = agent.steps_per_update
+        self.num_updates = max(cfg.total_timesteps // self.spu, 1)
+        log_every = cfg.logger.log_interval or cfg.total_timesteps // 100
+        self.upc = min(max(1, round(log_every / self.spu)), self.num_updates)
+        self.per_seed = math.ceil(self.num_updates / self.upc)
+        self.num_chunks = self.per_seed * cfg.num_seeds
+        self.learns = getattr(agent, "learns", None) if agent.kind == "q" else None
+        history = getattr(cfg.reward, "dqn_history", 64)
+        if source is not None and agent.kind == "q":
+            if cfg.reward_name == "blend":
+                raise ValueError("reward=blend is wired into host PPO only, not DQN")
+            agent.with_sample_reward(SampleReward(source, history))
+        if agent.kind == "q":
+            self.trainer = HostDQN(agent, env, source, history)
+        else:
+            self.trainer = HostPPO(agent, env, reward_fn, env.opts.overlap, source)
+        self.seed_index = -1
+        self.state = None
+        self.lost0 = 0
+        self.last: Any = None  # the data of the last update (its rollout, for PPO)
+
+    def keys(self, s: int):
+        return jax.random.split(jax.random.PRNGKey(self.cfg.seed + s))
+
+    def like(self) -> dict:
+        k_init, _ = self.keys(0)
+        return self.trainer.like(self.agent.init(k_init, self.hp))
+
+    def begin_seed(self, s: int) -> None:
+        """Seed s from its start: fresh learner state, env reseeded."""
+        self.trainer.end()
+        k_init, k_train = self.keys(s)
+        self.state = self.agent.init(k_init, self.hp)
+        out = self.trainer.begin(self.state, k_train)
+        self.state = out if self.agent.kind == "q" else self.state
+        self.seed_index, self.lost0 = s, self.env.lost_episodes
+
+    def resume_after(self, tree: dict, meta: dict) -> int:
+        """Continue from a checkpoint (tree, meta); returns the first chunk to run."""
+        c = int(meta["chunk"])
+        if (c + 1) % self.per_seed == 0:  # that seed had finished: the next one starts fresh
+            return c + 1
+        self.state = tree["learner"]
+        resume = {"actor": tree["actor"], "replay": meta["replay"], "update": meta["update"]}
+        if self.agent.kind != "q":
+            resume["behaviour"] = tree["behaviour"]
+        out = self.trainer.begin(self.state, resume=resume)
+        self.state = out if self.agent.kind == "q" else self.state
+        self.seed_index, self.lost0 = c // self.per_seed, int(meta["lost0"])
+        return c + 1
+
+    def chunk(self, c: int):
+        """Chunk c: its updates of its seed, one metric row, what a checkpoint keeps."""
+        from rl_aux.run_loop import Chunk
+
+        s, j = divmod(c, self.per_seed)
+        if s != self.seed_index:
+            self.begin_seed(s)
+        lo, hi = j * self.upc, min((j + 1) * self.upc, self.num_updates)
+        acc = WindowStats(self.env.num_envs)
+
+        def on_update(i, m, data, dt):
+            acc.add(m, data, bool(self.learns(i + 1)) if self.learns is not None else True)
+            self.last = data
+
+        if self.agent.kind == "q":
+            self.state = self.trainer.updates(self.state, lo, hi - lo, on_update)
+        else:
+            self.state = self.trainer.updates(self.state, hi - lo, on_update, self.num_updates)
+        row = acc.row(hi * self.spu, self.cfg.seed + s, self.hp["lr"])
+        if self.source is not None:  # the source's counters; PPO: mean aux return too
+            if self.agent.kind != "q":  # DQN pays r_aux at sampling time, not per episode
+                row["charts/aux_return"] = acc.aux / acc.eps if acc.eps else math.nan
+            row.update(self.source.metrics())
+        row.update(acc.metric_means(self.learns is not None, self.agent))
+        row["charts/lost_episodes"] = self.env.lost_episodes - self.lost0
+        row["charts/worker_restarts"] = self.env.restarts
+        tree, meta = self.trainer.snapshot(self.state, self.last)
+        absent = frozenset()
+        if self.learns is not None and not any(acc.learned):
+            prefixes = self.agent.LEARN_METRIC_PREFIXES
+            absent = frozenset(k for k in row if k.startswith(prefixes))
+        meta = {**meta, "lost0": self.lost0, "seed_index": s}
+        final = j == self.per_seed - 1
+        return Chunk([row], lo * self.spu, hi * self.spu, tree, meta, absent, final)
+
+    def end(self) -> None:
+        self.trainer.end()
+
+
+class WindowStats:
+    """Episode statistics and learner metrics of one logging window of the host loop."""
+
+    def __init__(self, num_envs: int):
+        self.eps, self.ret, self.len, self.succ, self.aux = 0, 0.0, 0.0, 0, 0.0
+        self.metrics: list[dict] = []
+        self.learned: list[bool] = []
+        self.aux_running = np.zeros(num_envs)  # per env, the running episode's aux return
+
+    def add(self, m: dict, data, learned: bool) -> None:
+        """One update: its metrics and its rollout (PPO) or vector step (DQN)."""
+        if isinstance(data, HostRollout):
+            lost, ret, length = data.lost, data.episode_return, data.episode_length
+            if data.aux:
+                self.add_aux(sum(data.aux.values()), data)
+        else:
+            ex = data.extras
+            lost, ret, length = ex["lost"], ex["episode_return"], ex["episode_length"]
+        done = np.asarray(data.terminated | data.truncated)
+        e, r, ln = episode_stats(done, lost, ret, length)
+        # success: a natural end with a positive final reward (MiniHack's goal)
+        self.succ += int(
+            (np.asarray(data.terminated) & (np.asarray(data.reward) > 0) & ~lost).sum()
+        )
+        self.eps, self.ret, self.len = self.eps + e, self.ret + r, self.len + ln
+        self.metrics.append(m)
+        self.learned.append(learned)
+
+    def add_aux(self, r_aux: np.ndarray, data: HostRollout) -> None:
+        done = data.terminated | data.truncated
+        for t in range(r_aux.shape[0]):
+            self.aux_running += r_aux[t]
+            fin = done[t] & ~data.lost[t]
+            self.aux += float(self.aux_running[fin].sum())
+            self.aux_running[done[t]] = 0.0
+
+    def row(self, step: int, seed: int, lr: float) -> dict:
+        eps = self.eps
+        per = lambda x: x / eps if eps else math.nan
+        row = {"global_step": step, "seed": seed, "grid": 0, "hp/lr": lr}
+        row["charts/episodic_return"] = per(self.ret)
+        row["charts/episodic_length"] = per(self.len)
+        row["charts/episodes"] = eps
+        row["charts/success"] = per(self.succ)
+        return row
+
+    def metric_means(self, gated: bool, agent) -> dict:
+        """Per-update learner metrics averaged over the window (DQN's losses: over the
+        updates that took a gradient step)."""
+        out = {}
+        skip = {"episodes", "episode_return_sum", "episode_length_sum"}
+        for k in self.metrics[0]:
+            if k in skip:
+                continue
+            values = [float(x[k]) for x in self.metrics]
+            name = k if "/" in k else f"charts/{k}"
+            if gated and k.startswith(agent.LEARN_METRIC_PREFIXES):
+                out[name] = learned_mean(values, self.learned)
+            else:
+                out[name] = float(np.mean(values))
+        return out

@@ -2,8 +2,9 @@
 
 `PVNPretrainer`: the torso + PVN head trained by successor-measure TD on a fixed dataset of
 transitions (rl_aux/dataset.py), vmappable over seeds, with the quantile-regression warm-up and
-an EMA target (paper code: pvn/offline.py). `run_pretrain` is the `agent=pvn_pretrain` host loop
-(`rl-aux train experiment=pvn_pretrain`); it writes metrics.csv and `pvn_params.msgpack`.
+an EMA target (paper code: pvn/offline.py). `run_pretrain` is the `agent=pvn_pretrain` trainer
+(`rl-aux train experiment=pvn_pretrain`): its chunks in the shared run loop, then
+`pvn_params.msgpack`.
 `PVNLinearEval` is DQN on a pre-trained torso: frozen (only the linear Q layer learns) or
 fine-tuned (paper code: pvn/online.py, `--use_trainable_encoder`).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Any
 
@@ -242,10 +242,8 @@ def _norm(v):
 
 
 # ------------------------------------------------------------------------------ host loop
-def run_pretrain(cfg, quiet: bool = False) -> dict:
-    """`rl-aux train agent=pvn_pretrain head=pvn`: total_timesteps = gradient steps."""
-    from rl_aux.logging import RunStore, say, scrub_secrets
-
+def pretrainer(cfg) -> tuple[PVNPretrainer, Any, dict, EnvSpec]:
+    """The pre-trainer of `cfg.agent`, its dataset (on device), the dataset's meta and spec."""
     a: PVNPretrainConfig = cfg.agent
     if "pvn" not in cfg.heads:
         raise ValueError("agent=pvn_pretrain needs head=pvn (its options are heads.pvn.*)")
@@ -265,70 +263,90 @@ def run_pretrain(cfg, quiet: bool = False) -> dict:
         a.qr_steps,
         a.decay_steps,
     )
-    data = jax.device_put(data)
+    return pre, jax.device_put(data), meta, spec_
+
+
+def run_pretrain(cfg, quiet: bool = False, resolved: dict | None = None) -> dict:
+    """`rl-aux train agent=pvn_pretrain head=pvn`: total_timesteps = gradient steps.
+
+    Chunks of `logger.log_interval` gradient steps in the shared run loop (rl_aux/run_loop.py):
+    the same run store, checkpoints and resume as every other run."""
+    from rl_aux.logging import say, scrub_secrets
+    from rl_aux.run_loop import Chunk, RunLoop, RunPlan
+
+    pre, data, meta, spec_ = pretrainer(cfg)
     seeds = [cfg.seed + s for s in range(cfg.num_seeds)]
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    store = RunStore(cfg.run_dir, False)
-    store.write_config(scrub_secrets(cfg.to_yaml_dict()))
-    try:
+    total = cfg.total_timesteps
+    per = min(cfg.logger.log_interval or max(total // 100, 1), total)
+    plan = RunPlan(
+        run_dir=cfg.run_dir,
+        label=cfg.label,
+        resume=bool(cfg.resume),
+        total_steps=total,
+        ckpt_every=cfg.checkpoint.every or max(total // 10, 1),
+        keep=cfg.checkpoint.keep,
+        quiet=quiet,
+        progress=cfg.logger.progress,
+        progress_keys=(("td", "pvn/td"), ("fire_rate", "pvn/fire_rate")),
+    )
+    config = resolved if resolved is not None else scrub_secrets(cfg.to_yaml_dict())
+    with RunLoop(plan, config) as loop:
         t0 = time.time()
         state = jax.jit(jax.vmap(pre.init))(keys)
-        total = cfg.total_timesteps
-        per = cfg.logger.log_interval or max(total // 100, 1)
-        per = min(per, total)
+        got = loop.restore(state)
+        restored = None if got is None else got[1]
+        box = {"state": state if got is None else got[0], "m": {}}
         chunk = lambda n: jax.jit(jax.vmap(lambda s, d: pre.train(s, d, n), in_axes=(0, None)))
-        fns = {per: chunk(per).lower(state, data).compile()}
+        fns = {per: chunk(per).lower(box["state"], data).compile()}
         _, m_shape = jax.eval_shape(lambda s: jax.vmap(lambda x: pre.step(x, data))(s), state)
         cols = ["global_step", "seed", "grid", *(f"pvn/{k}" for k in sorted(m_shape))]
-        store.open_metrics([*cols, "time/elapsed_s"], None)
         compile_s = time.time() - t0
-        store.write_meta(
-            {"compile_s": compile_s, "dataset": a.dataset, "dataset_count": meta["count"]}
+        done = 0 if restored is None else int(restored["global_step"])
+        run_meta = {"compile_s": compile_s, "dataset": cfg.agent.dataset}
+        loop.start(
+            [*cols, "charts/sps", "time/elapsed_s"],
+            run_meta | {"dataset_count": meta["count"]},
+            restored,
+            done,
         )
         say(
             quiet,
             f"[{cfg.label}] pvn pre-training on {meta['count']} transitions of {meta['env']!r}: "
             f"{cfg.num_seeds} seed(s) x {total} steps; compiled in {compile_s:.1f}s",
         )
-        done = 0
-        while done < total:
-            n = min(per, total - done)
+
+        def chunk_fn(c: int) -> Chunk:
+            prev = c * per
+            n = min(per, total - prev)
             if n not in fns:
-                fns[n] = chunk(n).lower(state, data).compile()
-            state, m = fns[n](state, data)
-            m = jax.device_get(m)
-            done += n
+                fns[n] = chunk(n).lower(box["state"], data).compile()
+            box["state"], m = fns[n](box["state"], data)
+            box["m"] = m = jax.device_get(m)
             rows = [
                 {
-                    "global_step": done,
+                    "global_step": prev + n,
                     "seed": s,
                     "grid": 0,
                     **{f"pvn/{k}": float(np.asarray(v)[i]) for k, v in m.items()},
-                    "time/elapsed_s": time.time() - t0,
                 }
                 for i, s in enumerate(seeds)
             ]
-            store.log_rows(rows)
-            if not quiet and (done == total or done % max(total // 10, 1) < n):
-                r = rows[0]
-                print(
-                    f"[{cfg.label}] {done}/{total} steps: td={r['pvn/td']:.4g} "
-                    f"fire_rate={r['pvn/fire_rate']:.4f} td_on={r['pvn/td_on']:.0f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        path = save_params(
-            cfg.run_dir,
-            state.params,
-            a.network,
-            spec_,
-            {"seeds": seeds, "steps": total, "dataset": a.dataset},
-        )
-        say(quiet, f"[{cfg.label}] done -> {path}")
-        last = {k: float(np.mean(v)) for k, v in m.items()}
-        return {"run_dir": cfg.run_dir, "label": cfg.label, "final": last}
-    finally:
-        store.close()
+            return Chunk(rows, prev, prev + n, box["state"], final=prev + n == total)
+
+        start = 0 if restored is None else int(restored["chunk"]) + 1
+        loop.run(range(start, -(-total // per)), chunk_fn)
+        loop.finish()
+    path = save_params(
+        cfg.run_dir,
+        box["state"].params,
+        cfg.agent.network,
+        spec_,
+        {"seeds": seeds, "steps": total, "dataset": cfg.agent.dataset},
+    )
+    say(quiet, f"[{cfg.label}] done -> {path}")
+    last = {k: float(np.mean(v)) for k, v in box["m"].items()}
+    return {"run_dir": cfg.run_dir, "label": cfg.label, "final": last}
 
 
 @register_agent("pvn_pretrain")

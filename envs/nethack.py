@@ -10,6 +10,9 @@ memory file, so per-step IPC (what makes gymnasium's AsyncVectorEnv slow here) i
 - Message text for reward modules: `last_messages()` gives the decoded message of every
   env's true successor observation of the last step; `last_host_obs()` the raw arrays
   (`obs_keys` plus `host_keys`, e.g. chars or tty_chars for captions).
+- Resume: every episode is seeded from its env's base seed and episode index, so
+  `replay_state()` (base seeds, episode indices, each env's actions since its episode began)
+  is enough for `restore_replay` to rebuild the same envs in a new process.
 - A worker that dies (or hangs past `step_timeout`) is restarted with fresh seeds; its envs'
   running episodes are lost: they come back `truncated`, flagged in `extras["lost"]`, and
   counted in `lost_episodes` (not in episode statistics).
@@ -169,6 +172,7 @@ class NLEVecEnv:
         self._lost = np.zeros(num_envs, bool)
         self._host_next: dict[str, np.ndarray] | None = None
         self._host_cur: dict[str, np.ndarray] | None = None
+        self._history: list[list[int]] = [[] for _ in range(num_envs)]  # actions this episode
         bounds = np.linspace(0, num_envs, opts.num_workers + 1).astype(int)
         self._workers = [
             self._spawn(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
@@ -182,6 +186,7 @@ class NLEVecEnv:
         arrays = {
             "action": ((n,), "int64"),
             "seed": ((n,), "int64"),
+            "episode": ((n,), "int64"),  # each env's episode index (the worker writes it)
             "reward": ((n,), "float32"),
             "terminated": ((n,), "bool"),
             "truncated": ((n,), "bool"),
@@ -262,6 +267,8 @@ class NLEVecEnv:
         for k in self.keys:  # approximate successor for the bootstrap: the fresh observation
             self._buf[f"final/{k}"][sl] = self._buf[f"obs/{k}"][sl]
         self._lost[sl] = True
+        for i in range(w.lo, w.hi):  # the fresh worker starts episode 0 of new seeds
+            self._history[i] = []
 
     def _send(self, cmd: bytes) -> None:
         for w in self._workers:
@@ -290,6 +297,7 @@ class NLEVecEnv:
         self._host_next = {k: self._buf[f"obs/{k}"].copy() for k in self.keys}
         self._host_cur = self._host_next
         self._lost[:] = False
+        self._history = [[] for _ in range(n)]
         zeros = np.zeros(n, np.float32)
         extras = {
             "next_obs": obs,
@@ -305,6 +313,8 @@ class NLEVecEnv:
         if action.shape != (self.num_envs,):
             raise ValueError(f"action shape {action.shape} != ({self.num_envs},)")
         self._buf["action"][:] = action
+        for i, a in enumerate(action.tolist()):
+            self._history[i].append(a)
         self._lost[:] = False
         self._send(b"s")
         self._pending = True
@@ -321,6 +331,8 @@ class NLEVecEnv:
         self._host_cur = host  # arrays of `obs` (the reset observation where an env ended)
         if done.any():
             idx = np.flatnonzero(done)
+            for i in idx.tolist():
+                self._history[i] = []
             for k in self.obs_keys:
                 nxt[k][idx] = b[f"final/{k}"][idx]
             host = {k: v.copy() for k, v in host.items()}
@@ -336,6 +348,39 @@ class NLEVecEnv:
         return TimeStep(
             obs, b["reward"].copy(), b["terminated"].copy(), b["truncated"].copy(), extras
         )
+
+    def replay_state(self) -> dict:
+        """JSON of what `restore_replay` needs to rebuild every env as it is now."""
+        return {
+            "seeds": self._buf["seed"].tolist(),
+            "episodes": self._buf["episode"].tolist(),
+            "actions": [list(h) for h in self._history],
+            "lost_episodes": self.lost_episodes,
+            "restarts": self.restarts,
+            "seed_rng": self._seed_rng.bit_generator.state,
+        }
+
+    def restore_replay(self, saved: dict) -> dict[str, np.ndarray]:
+        """Rebuild the envs of `replay_state()`: reset each to its saved episode, replay its
+        actions (one batch per step of the longest history); returns the observations."""
+        self._buf["seed"][:] = saved["seeds"]
+        self._buf["episode"][:] = saved["episodes"]
+        self._send(b"e")
+        for w in self._workers:
+            self._wait(w)
+        history = [list(h) for h in saved["actions"]]
+        for t in range(max((len(h) for h in history), default=0)):
+            self._buf["action"][:] = [h[t] if t < len(h) else -1 for h in history]
+            self._send(b"p")
+            for w in self._workers:
+                self._wait(w)
+        self._history = history
+        self.lost_episodes, self.restarts = saved["lost_episodes"], saved["restarts"]
+        self._seed_rng.bit_generator.state = saved["seed_rng"]
+        self._host_cur = {k: self._buf[f"obs/{k}"].copy() for k in self.keys}
+        self._host_next = self._host_cur
+        self._lost[:] = False
+        return self._obs("obs/")
 
     def step(self, state, action, key=None) -> tuple[None, TimeStep]:
         self.step_async(action)

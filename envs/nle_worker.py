@@ -4,7 +4,9 @@ Run as a script (`python -P envs/nle_worker.py '<json>'`), not as a package modu
 imports only numpy, gymnasium, nle and minihack (importing the `envs` package would pull in jax).
 Protocol, one byte per batch each way: the host writes actions (or seeds) into the shared
 buffers, sends b"s" (step) or b"r" (reseed + reset) on stdin; the worker steps every env of
-its slice, auto-resets finished ones, writes results and replies b"k" on stdout.
+its slice, auto-resets finished ones, writes results and replies b"k" on stdout. Resume
+(`NLEVecEnv.restore_replay`): b"e" resets every env to the episode index in the `episode`
+buffer (seeded as that episode always is), then b"p" steps only the envs whose action is >= 0.
 """
 
 from __future__ import annotations
@@ -126,21 +128,27 @@ class Slots:
         self.todo.append(j)
         return obs
 
-    def reset_all(self) -> None:
-        self.episode[:] = 0
+    def reset_all(self, to: np.ndarray | None = None) -> None:
+        """Every env to episode 0 (or to the episode indices `to`), seeded as always."""
+        self.episode[:] = 0 if to is None else to
+        self.buf["episode"][self.lo : self.hi] = self.episode
         for j, env in enumerate(self.envs):
-            self.write(self.lo + j, seeded_reset(env, self.buf["seed"][self.lo + j], 0), "obs/")
+            first = seeded_reset(env, self.buf["seed"][self.lo + j], self.episode[j])
+            self.write(self.lo + j, first, "obs/")
         self.todo[:] = range(len(self.spares))
         self.spare_obs[:] = [None] * len(self.spare_obs)  # readied under the old seeds: stale
         self.spare_episode[:] = -1
         self.ret[:] = 0.0
         self.length[:] = 0
 
-    def step_all(self) -> None:
+    def step_all(self, replay: bool = False) -> None:
+        """Step every env (`replay`: only those whose action is >= 0, the rest are done)."""
         buf, lo = self.buf, self.lo
         actions = buf["action"][lo : self.hi].copy()
         for j, env in enumerate(self.envs):
             i = lo + j
+            if replay and actions[j] < 0:  # replay: this env's history is done
+                continue
             obs, r, term, trunc, info = env.step(int(actions[j]))
             trunc = bool(trunc) or int(info.get("end_status", 0)) == ABORTED
             self.ret[j] += r
@@ -153,6 +161,7 @@ class Slots:
             if term or trunc:
                 self.write(i, obs, "final/")
                 self.episode[j] += 1
+                buf["episode"][i] = self.episode[j]
                 obs = self.next_episode(j)
                 self.ret[j] = 0.0
                 self.length[j] = 0
@@ -181,8 +190,10 @@ def main() -> None:
             break
         if cmd == b"r":
             slots.reset_all()
-        elif cmd == b"s":
-            slots.step_all()
+        elif cmd == b"e":
+            slots.reset_all(buf["episode"][slots.lo : slots.hi].copy())
+        elif cmd in (b"s", b"p"):
+            slots.step_all(replay=cmd == b"p")
         reply.write(b"k")
     slots.close()
 

@@ -91,9 +91,9 @@ def train_main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"rl-aux train: config error: {e}", file=sys.stderr)
         return 2
-    from experiments.preempt import NonFiniteLoss, Preempted
     from experiments.train import ResumeMismatch, run_experiment
     from rl_aux.checkpoint import CheckpointDamaged
+    from rl_aux.run_loop import NonFiniteLoss, Preempted
 
     try:
         run_experiment(cfg, argv)

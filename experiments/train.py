@@ -27,15 +27,21 @@ from envs.registry import env_family
 from experiments import doc_test
 from experiments.config import TEXT_REWARDS, TrainConfig, flatten_dict
 from experiments.hp_labels import flat_hparams, grid_labels
-from experiments.preempt import NonFiniteLoss, Preempted, StopFlag
-from rl_aux.checkpoint import Checkpointer
 from rl_aux.configs import ConfigError
 from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.learner import learned_mean
-from rl_aux.logging import RunStore, run_status, say, scrub_secrets
+from rl_aux.logging import say, scrub_secrets
 from rl_aux.rewards import reward_class
+from rl_aux.run_loop import (
+    WALL_CLOCK_COLUMNS,
+    Chunk,
+    RunLoop,
+    RunPlan,
+    already_finished,
+    return_summary,
+)
 from rl_aux.sharding import (
     AXIS,
     maybe_initialize_distributed,
@@ -46,8 +52,6 @@ from rl_aux.sharding import (
     to_host,
 )
 from rl_aux.vectorize import batch_runs, vmapped_chunk, vmapped_init
-
-WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")
 
 
 def build_agent(cfg: TrainConfig):
@@ -125,23 +129,86 @@ def _chunk_rows(
 ) -> list:
     """Per (seed, grid point) rows from chunk metrics m[key] of shape [G*S, updates].
 
-    Metrics named by `learn_prefixes` average over the updates `learned` marks (NaN if none)."""
+    Metrics named by `learn_prefixes` average over the updates `learned` marks (NaN if none);
+    `charts/success` is the episode-weighted success rate of the window (docs/metrics.md)."""
     m = {k: np.asarray(v) for k, v in m.items()}
-    eps = m.pop("episodes").sum(1)
+    eps_u = m.pop("episodes")
+    eps = eps_u.sum(1)
     ret = m.pop("episode_return_sum").sum(1)
     length = m.pop("episode_length_sum").sum(1)
+    wins = success_counts(m.pop("charts/success"), eps_u).sum(1) if "charts/success" in m else None
     rows = []
     for i, (seed, grid) in enumerate(zip(seeds, grids, strict=True)):
         row = {"global_step": step, "seed": seed, "grid": grid, **_flat_hp(hps[grid])}
         row["charts/episodic_return"] = float(ret[i] / eps[i]) if eps[i] > 0 else math.nan
         row["charts/episodic_length"] = float(length[i] / eps[i]) if eps[i] > 0 else math.nan
         row["charts/episodes"] = int(eps[i])
+        if wins is not None:
+            row["charts/success"] = float(wins[i] / eps[i]) if eps[i] > 0 else math.nan
         for k, v in m.items():
             name = k if "/" in k else f"charts/{k}"
             gated = learned is not None and bool(learn_prefixes) and k.startswith(learn_prefixes)
             row[name] = learned_mean(v[i], learned) if gated else float(v[i].mean())
         rows.append(row)
     return rows
+
+
+def success_counts(rate: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    """Successful episodes per update from the learner's per-update success rate (PPO logs
+    successes / max(episodes, 1)); exact, as both are small integer counts."""
+    return np.rint(np.asarray(rate, np.float64) * np.maximum(episodes, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How a jitted run splits into chunks (one compiled call each) and when it evaluates."""
+
+    spu: int  # env steps per update, per run
+    num_updates: int
+    upc: int  # updates per chunk
+    n_chunks: int
+    eval_every: int
+    ckpt_every: int
+
+    def step(self, c: int) -> int:
+        """Each run's global_step after chunk c (-1: before the first)."""
+        return min((c + 1) * self.upc, self.num_updates) * self.spu
+
+
+def schedule(cfg: TrainConfig, agent) -> Schedule:
+    """The chunking of cfg's budget; exit 2 when it is less than one update."""
+    spu = agent.steps_per_update
+    num_updates = cfg.total_timesteps // spu
+    if num_updates < 1:
+        raise ConfigError(
+            f"total_timesteps={cfg.total_timesteps} is less than one update; accepted: >= {spu} "
+            f"(the env steps of one agent={cfg.agent_name} update with these agent.* settings)"
+        )
+    log_steps = cfg.logger.log_interval or max(cfg.total_timesteps // 100, spu)
+    upc = max(1, min(num_updates, round(log_steps / spu)))
+    return Schedule(
+        spu,
+        num_updates,
+        upc,
+        math.ceil(num_updates / upc),
+        cfg.eval.every or max(cfg.total_timesteps // 10, 1),
+        cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1),
+    )
+
+
+def run_plan(cfg: TrainConfig, quiet: bool, total_steps: int, **kw) -> RunPlan:
+    """The run loop's settings from a train config."""
+    return RunPlan(
+        run_dir=cfg.run_dir,
+        label=cfg.label,
+        resume=bool(cfg.resume),
+        total_steps=total_steps,
+        ckpt_every=cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1),
+        keep=cfg.checkpoint.keep,
+        quiet=quiet,
+        progress=cfg.logger.progress,
+        **kw,
+    )
 
 
 def run(cfg: TrainConfig, quiet: bool = False) -> dict:
@@ -152,231 +219,175 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     cfg = dataclasses.replace(cfg, resume=resolve_resume(cfg))
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
-    if offline is not None:  # offline learners (no env stepping) own their host loop
+    if offline is not None:  # offline learners (no env stepping): their chunks, our loop
         if doc_test.enabled():
             print(f"{doc_test.ENV_VAR}=1: offline learner, budget NOT capped", file=sys.stderr)
-        return offline(cfg, quiet)
+        resolved = _checked_config(cfg)
+        if already_finished(cfg.run_dir, bool(cfg.resume)):
+            say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
+            return {"run_dir": cfg.run_dir, "label": cfg.label, "skipped": True}
+        return offline(cfg, quiet, resolved)
     env, agent = build_agent(cfg)
     capped = doc_test.cap(cfg, agent.steps_per_update)  # unchanged unless RL_AUX_DOC_TEST=1
     if capped is not cfg:
         cfg = capped
         agent.total_updates = max(cfg.total_timesteps // agent.steps_per_update, 1)
+    resolved = _checked_config(cfg)
+    if already_finished(cfg.run_dir, bool(cfg.resume)):  # a relaunched sweep skips it
+        say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
+        if getattr(env, "host_stepped", False):
+            env.close()
+        return return_summary(cfg.run_dir, cfg.label)
     if getattr(env, "host_stepped", False):  # NLE/MiniHack: jitted act + update, host loop
         from agents.host_loop import run_host
 
-        return run_host(cfg, env, agent, quiet)
+        return run_host(cfg, env, agent, quiet, resolved)
     if cfg.run_batching == "map" and getattr(env, "host_state", False):
         raise ConfigError(
             f"run_batching=map: env {cfg.env.name} keeps its emulators on the host, one vector "
             "env for all seeds, so the runs cannot go one after another; accepted here: vmap"
         )
-    spu = agent.steps_per_update
-    num_updates = cfg.total_timesteps // spu
-    if num_updates < 1:
-        raise ConfigError(
-            f"total_timesteps={cfg.total_timesteps} is less than one update; accepted: >= {spu} "
-            f"(the env steps of one agent={cfg.agent_name} update with these agent.* settings)"
-        )
-    log_steps = cfg.logger.log_interval or max(cfg.total_timesteps // 100, spu)
-    upc = max(1, min(num_updates, round(log_steps / spu)))  # updates per chunk
-    n_chunks = math.ceil(num_updates / upc)
-    eval_every = cfg.eval.every or max(cfg.total_timesteps // 10, 1)
-    ckpt_every = cfg.checkpoint.every or max(cfg.total_timesteps // 10, 1)
-    eval_env = make_env(cfg.env.name, cfg.eval.episodes, cfg.env.options)
-    eval_steps = cfg.eval.max_steps or env.spec.max_episode_steps
+    return run_jitted(cfg, env, agent, quiet, resolved)
 
+
+def _checked_config(cfg: TrainConfig) -> dict:
+    """The resolved config to store; on resume, refused when it differs from the stored one."""
+    resolved = scrub_secrets(cfg.to_yaml_dict())
+    if cfg.resume:
+        check_resumable(cfg.run_dir, resolved)
+    return resolved
+
+
+@dataclasses.dataclass
+class Runs:
+    """The seed x grid-point runs one program trains: their labels, keys and hparams."""
+
+    hps: list[dict]
+    seeds: list[int]  # per run
+    grids: list[int]  # per run
+    keys: Any
+    hp_batch: Any
+
+
+def runs_of(cfg: TrainConfig, agent) -> Runs:
     hps = grid_points(cfg, agent.default_hparams())
     seeds = [cfg.seed + s for s in range(cfg.num_seeds)]
     flat_seeds = [s for _ in hps for s in seeds]
     flat_grids = [g for g in range(len(hps)) for _ in seeds]
     keys = jnp.stack([jax.random.PRNGKey(s) for s in flat_seeds])
-    hp_batch = stack_hparams([hps[g] for g in flat_grids])
+    return Runs(hps, flat_seeds, flat_grids, keys, stack_hparams([hps[g] for g in flat_grids]))
 
-    resolved = scrub_secrets(cfg.to_yaml_dict())
-    if cfg.resume:
-        check_resumable(cfg.run_dir, resolved)
-        if run_status(cfg.run_dir).get("status") == "finished":  # a relaunched sweep skips it
-            say(quiet, f"[{cfg.label}] already finished: {cfg.run_dir} (skipped)")
-            return _summary(cfg, os.path.join(cfg.run_dir, "metrics.csv"))
-    store = RunStore(cfg.run_dir, cfg.resume)
-    store.write_config(resolved)
-    ckpt = Checkpointer(os.path.join(cfg.run_dir, "checkpoints"), cfg.checkpoint.keep)
-    stop = StopFlag().__enter__()  # SIGTERM/SIGINT: checkpoint at the next chunk end, then exit
-    try:
-        t0 = time.time()
-        init_fn, axes = vmapped_init(agent, keys[0], hps[0])
-        mesh = run_mesh(len(flat_seeds))  # >1 device: split the seed/grid axis over them
-        if mesh is not None:  # each device initialises its own slice of runs
-            split = jax.sharding.PartitionSpec(AXIS)
-            vinit = jax.vmap(agent.init, out_axes=axes)
-            init_fn = jax.jit(per_device(vinit, mesh, (split, split), specs(axes)))
-        state = init_fn(keys, hp_batch)
-        start_chunk = 0
-        if cfg.resume:
-            got = ckpt.restore_latest(state)  # CheckpointDamaged when no checkpoint is intact
-            for bad in got.damaged:  # one line each, quiet or not: the run lost some progress
-                print(
-                    f"rl-aux train: warning: checkpoint step {bad.step} is damaged "
-                    f"({bad.describe()}); moved to {got.moved_to}, resuming from step {got.step}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if got.step is None:
-                say(quiet, f"resuming {cfg.run_dir}: no checkpoint yet, starting from step 0")
-            else:
-                fresh = state
-                state, meta = got.state, got.meta
-                if mesh is not None:
-                    state = jax.device_put(state, run_shardings(mesh, axes))
-                start_chunk = int(meta["chunk"]) + 1
-                restore_host = getattr(env, "restore_host_state", None)
-                if restore_host is not None:  # host emulators (Atari): back to the saved state
-                    jax.block_until_ready(fresh)  # init's emulator reset must not race the replay
-                    restore_host(state.env_state, getattr(state, "obs", None))
-                say(
-                    quiet,
-                    f"resuming {cfg.run_dir} after chunk {meta['chunk']} "
-                    f"(step {meta['global_step']})",
-                )
-        done_steps = min(start_chunk * upc, num_updates) * spu
-        store.open_metrics(
-            _columns(agent, axes, state, upc, hps), done_steps if start_chunk else None
-        )
 
-        chunk = functools.partial(vmapped_chunk, agent, axes, mesh=mesh, batching=cfg.run_batching)
-        compiled = chunk(upc).lower(state).compile()
-        last = num_updates - (n_chunks - 1) * upc
-        compiled_last = compiled
-        if last != upc:
-            compiled_last = chunk(last).lower(state).compile()
-        eval_fn = batch_runs(
-            lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps),
-            cfg.run_batching,
-        )
+def init_runs(agent, runs: Runs):
+    """The vmapped initial state (split over devices when there are several), axes, mesh."""
+    init_fn, axes = vmapped_init(agent, runs.keys[0], runs.hps[0])
+    mesh = run_mesh(len(runs.seeds))  # >1 device: split the seed/grid axis over them
+    if mesh is not None:  # each device initialises its own slice of runs
         split = jax.sharding.PartitionSpec(AXIS)
-        eval_fn = jax.jit(per_device(eval_fn, mesh, (split, split), split))
-        eval_fn = eval_fn.lower(state.params, keys).compile()
-        compile_s = time.time() - t0
-        store.write_meta(
-            {
-                "compile_s": compile_s,
-                "num_updates": num_updates,
-                "updates_per_chunk": upc,
-                "steps_per_update": spu,
-                "run_devices": 1 if mesh is None else mesh.size,  # devices the runs split over
-            }
+        vinit = jax.vmap(agent.init, out_axes=axes)
+        init_fn = jax.jit(per_device(vinit, mesh, (split, split), specs(axes)))
+    return init_fn(runs.keys, runs.hp_batch), axes, mesh
+
+
+def restore_jitted(loop: RunLoop, state, env, mesh, axes):
+    """(state, checkpoint meta) of a resumed run, host emulators rewound; (state, None) fresh."""
+    got = loop.restore(state)
+    if got is None:
+        return state, None
+    fresh = state
+    state, meta = got
+    if mesh is not None:
+        state = jax.device_put(state, run_shardings(mesh, axes))
+    restore_host = getattr(env, "restore_host_state", None)
+    if restore_host is not None:  # host emulators (Atari): back to the saved state
+        jax.block_until_ready(fresh)  # init's emulator reset must not race the replay
+        restore_host(state.env_state, getattr(state, "obs", None))
+    return state, meta
+
+
+def compile_jitted(cfg: TrainConfig, agent, env, state, axes, mesh, sch: Schedule, runs: Runs):
+    """The compiled chunk programs (full and last) and the compiled evaluation."""
+    chunk = functools.partial(vmapped_chunk, agent, axes, mesh=mesh, batching=cfg.run_batching)
+    compiled = chunk(sch.upc).lower(state).compile()
+    last = sch.num_updates - (sch.n_chunks - 1) * sch.upc
+    compiled_last = compiled if last == sch.upc else chunk(last).lower(state).compile()
+    eval_env = make_env(cfg.env.name, cfg.eval.episodes, cfg.env.options)
+    eval_steps = cfg.eval.max_steps or env.spec.max_episode_steps
+    eval_fn = batch_runs(
+        lambda p, k: evaluate(agent, eval_env, p, k, cfg.eval.epsilon, eval_steps),
+        cfg.run_batching,
+    )
+    split = jax.sharding.PartitionSpec(AXIS)
+    eval_fn = jax.jit(per_device(eval_fn, mesh, (split, split), split))
+    return compiled, compiled_last, eval_fn.lower(state.params, runs.keys).compile()
+
+
+def run_jitted(cfg: TrainConfig, env, agent, quiet: bool, resolved: dict) -> dict:
+    """The jitted path: vmap(agent.train_chunk) over seeds and grid points, chunk by chunk."""
+    sch, runs = schedule(cfg, agent), runs_of(cfg, agent)
+    with RunLoop(run_plan(cfg, quiet, cfg.total_timesteps), resolved) as loop:
+        t0 = time.time()
+        state, axes, mesh = init_runs(agent, runs)
+        state, restored = restore_jitted(loop, state, env, mesh, axes)
+        start = 0 if restored is None else int(restored["chunk"]) + 1
+        compiled, compiled_last, eval_fn = compile_jitted(
+            cfg, agent, env, state, axes, mesh, sch, runs
         )
-        store.start_wandb(
+        compile_s = time.time() - t0
+        meta = {
+            "compile_s": compile_s,
+            "num_updates": sch.num_updates,
+            "updates_per_chunk": sch.upc,
+            "steps_per_update": sch.spu,
+            "run_devices": 1 if mesh is None else mesh.size,  # devices the runs split over
+        }
+        done = sch.step(start - 1) if start else 0
+        loop.start(_columns(agent, axes, state, sch.upc, runs.hps), meta, restored, done)
+        loop.store.start_wandb(
             cfg.logger.wandb.mode,
             cfg.logger.wandb.project,
             cfg.logger.wandb.entity,
             cfg.label,
             resolved,
-            [(s, g, hps[g]) for s, g in zip(flat_seeds, flat_grids, strict=True)],
+            [(s, g, runs.hps[g]) for s, g in zip(runs.seeds, runs.grids, strict=True)],
         )
         say(
             quiet,
-            f"[{cfg.label}] {cfg.env.name}: {len(hps)} grid point(s) x {cfg.num_seeds} "
-            f"seed(s), {num_updates} updates of {spu} steps; compiled in {compile_s:.1f}s",
+            f"[{cfg.label}] {cfg.env.name}: {len(runs.hps)} grid point(s) x {cfg.num_seeds} "
+            f"seed(s), {sch.num_updates} updates of {sch.spu} steps; compiled in {compile_s:.1f}s",
         )
+        box = {"state": state}
 
-        store.write_status("running", global_step=done_steps)
-        saver = transition_saver(cfg, agent, upc) if cfg.logger.save_transitions else None
-        bar = _progress(cfg, quiet, done_steps)
-        t_start = time.time()
-        for c in range(start_chunk, n_chunks):
-            if stop.signum is not None:
-                _stop_on_signal(store, ckpt, stop.signum, done_steps, cfg.run_dir)
-            tc = time.time()
-            fn = compiled_last if c == n_chunks - 1 else compiled
-            state, m = fn(state)
-            m = to_host(m)
-            step = min((c + 1) * upc, num_updates) * spu
-            dt = time.time() - tc
-            prev = min(c * upc, num_updates) * spu
-            learned = learned_updates(agent, c * upc + 1, (step - prev) // spu)
-            prefixes = getattr(agent, "LEARN_METRIC_PREFIXES", ())
-            rows = _chunk_rows(m, step, flat_seeds, flat_grids, hps, learned, prefixes)
-            absent = {k if "/" in k else f"charts/{k}" for k in absent_metrics(agent, m, learned)}
-            _check_finite(rows, store, ckpt, cfg.run_dir, absent)
-            if step // eval_every > prev // eval_every or c == n_chunks - 1:
-                ek = jnp.stack(
-                    [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in flat_seeds]
-                )
-                ev = np.asarray(to_host(eval_fn(state.params, ek))).mean(-1)
-                for row, v in zip(rows, ev, strict=True):
-                    row["eval/episodic_return"] = float(v)
-            for row in rows:
-                row["charts/sps"] = (step - prev) * len(rows) / dt
-                row["time/elapsed_s"] = time.time() - t_start
-            store.log_rows(rows)
-            done_steps = step
-            if saver is not None:
-                saver(state, min((c + 1) * upc, num_updates) - c * upc)
-            if step // ckpt_every > prev // ckpt_every or c == n_chunks - 1:
-                store.sync()
-                ckpt.save(c, state, {"chunk": c, "global_step": step})
-            elif stop.signum is not None:  # checkpoint the chunk just logged, then stop
-                store.sync()
-                ckpt.save(c, state, {"chunk": c, "global_step": step})
-            _advance(bar, step - prev, rows)
-            if stop.signum is not None and c < n_chunks - 1:
-                _stop_on_signal(store, ckpt, stop.signum, step, cfg.run_dir)
-        if bar is not None:
-            bar.close()
-        store.write_status("finished", global_step=done_steps)
-        summary = _summary(cfg, store.metrics_path)
-        say(quiet, _format_summary(cfg, summary, hps))
-        return summary
-    finally:
-        stop.__exit__(None, None, None)
-        store.close()
-        ckpt.close()
+        def chunk_fn(c: int) -> Chunk:
+            fn = compiled_last if c == sch.n_chunks - 1 else compiled
+            box["state"], m = fn(box["state"])
+            return jitted_chunk(agent, to_host(m), c, sch, runs, box["state"])
 
-
-def _stop_on_signal(store: RunStore, ckpt, signum: int, step: int, run_dir: str):
-    """Record the stop and raise Preempted (the last logged chunk is already checkpointed)."""
-    store.sync()
-    store.write_status("preempted", global_step=step, signal=signum)
-    latest = ckpt.latest_step()
-    where = f"checkpoint after chunk {latest}" if latest is not None else "no checkpoint yet"
-    raise Preempted(
-        signum,
-        f"stopped by signal {signum} at global_step {step} ({where}) in {run_dir}; "
-        "relaunch the same command with resume=true to continue",
-    )
-
-
-def _check_finite(
-    rows: list[dict], store: RunStore, ckpt, run_dir: str, absent: frozenset | set = frozenset()
-) -> None:
-    """Stop with a message naming the loss when any loss of this chunk is NaN/Inf.
-
-    `absent` names columns with no value in this chunk (no gradient step yet): their NaN is
-    not divergence. The chunk's rows and state are dropped: metrics.csv and the last
-    checkpoint stay the last good ones (or, before the first checkpoint, the message says
-    there is none)."""
-    for row in rows:
-        bad = [
-            k for k, v in row.items() if "loss" in k and k not in absent and not math.isfinite(v)
-        ]
-        if bad:
-            latest = ckpt.latest_step()
-            store.write_status("diverged", global_step=row["global_step"], losses=bad)
-            hp = {k: v for k, v in row.items() if k.startswith("hp/")}
-            if latest is None:
-                kept = (
-                    f"{run_dir} has no checkpoint yet (the first is due at checkpoint.every), so "
-                    "there is nothing to resume: fix the cause (e.g. a smaller agent.lr) and "
-                    f"train again into a new run_dir, or remove {run_dir} first."
-                )
-            else:
-                kept = f"{run_dir} keeps its last good checkpoint (chunk {latest}) and metrics."
-            raise NonFiniteLoss(
-                f"non-finite loss {bad[0]}={row[bad[0]]} (all: {', '.join(bad)}) in the chunk "
-                f"ending at global_step {row['global_step']}, seed {row['seed']}, grid "
-                f"{row['grid']} {hp}. Stopped. {kept}"
+        def eval_rows(c: int, out: Chunk) -> np.ndarray:
+            ek = jnp.stack(
+                [jax.random.fold_in(jax.random.PRNGKey(s + 10_007), c) for s in runs.seeds]
             )
+            return np.asarray(to_host(eval_fn(out.state.params, ek))).mean(-1)
+
+        saver = transition_saver(cfg, agent, sch.upc) if cfg.logger.save_transitions else None
+        on_logged = None
+        if saver is not None:
+            on_logged = lambda c, out: saver(out.state, (out.step - out.prev_step) // sch.spu)
+        loop.run(range(start, sch.n_chunks), chunk_fn, eval_rows, sch.eval_every, on_logged)
+        loop.finish()
+    summary = return_summary(cfg.run_dir, cfg.label)
+    say(quiet, _format_summary(cfg, summary, runs.hps))
+    return summary
+
+
+def jitted_chunk(agent, m: dict, c: int, sch: Schedule, runs: Runs, state) -> Chunk:
+    """Chunk c's rows from its metrics [runs, updates], the NaN-exempt columns, its state."""
+    prev, step = sch.step(c - 1) if c else 0, sch.step(c)
+    learned = learned_updates(agent, c * sch.upc + 1, (step - prev) // sch.spu)
+    prefixes = getattr(agent, "LEARN_METRIC_PREFIXES", ())
+    rows = _chunk_rows(m, step, runs.seeds, runs.grids, runs.hps, learned, prefixes)
+    absent = {k if "/" in k else f"charts/{k}" for k in absent_metrics(agent, m, learned)}
+    return Chunk(rows, prev, step, state, absent=frozenset(absent))
 
 
 def transition_saver(cfg: TrainConfig, agent, upc: int):
@@ -460,15 +471,9 @@ def resolve_resume(cfg: TrainConfig) -> bool:
 
 
 def check_runner_supports(cfg: TrainConfig, offline: bool) -> None:
-    """Refuse what the host loop (NetHack/MiniHack) and offline learners cannot do yet, before
-    any NLE worker starts or anything compiles: grid.*, and resume=true (or auto on a run)."""
-    resume = cfg.resume is True or (cfg.resume == "auto" and has_run(cfg.run_dir))
-    if offline and resume:
-        raise ConfigError(
-            f"resume={str(cfg.resume).lower()}: agent={cfg.agent_name} trains offline and keeps no "
-            f"checkpoints (docs/pvn.md), so it cannot resume run_dir={cfg.run_dir!r}. Accepted: "
-            "resume=false (or auto) with a new or empty run_dir"
-        )
+    """Refuse what the host loop (NetHack/MiniHack) cannot do, before any NLE worker starts
+    or anything compiles: grid.*, and resuming a run whose host reward source keeps state
+    outside the checkpoint."""
     if not env_family(cfg.env.name).host_stepped:  # the host loop (agents/host_loop.py)
         return
     if cfg.grid:
@@ -479,11 +484,13 @@ def check_runner_supports(cfg: TrainConfig, offline: bool) -> None:
             "accepted on nethack/* and minihack/* envs. Accepted: no grid.* override; sweep "
             f"separate runs instead, e.g. rl-aux sweep env={cfg.env.name} agent.lr=a,b"
         )
-    if resume:
+    resume = cfg.resume is True or (cfg.resume == "auto" and has_run(cfg.run_dir))
+    if resume and cfg.reward_name != "env":
         raise ConfigError(
-            f"resume={str(cfg.resume).lower()}: env={cfg.env.name} is trained by the host loop "
-            f"(agents/host_loop.py), which keeps no checkpoints yet, so it cannot resume "
-            f"run_dir={cfg.run_dir!r}. Accepted on nethack/* and minihack/* envs: resume=false "
+            f"resume={str(cfg.resume).lower()} with reward={cfg.reward_name}: on env="
+            f"{cfg.env.name} the reward's host source (captions, labels, per-episode state) is "
+            "not checkpointed, so a resumed run would not continue the same computation. "
+            "Accepted on nethack/* and minihack/* envs: resume with reward=env, or resume=false "
             "(or auto) with a new or empty run_dir"
         )
 
@@ -543,25 +550,6 @@ def _columns(agent, axes, state, upc: int, hps: list[dict]) -> list[str]:
     return head + [c for c in metric_cols if c not in head] + list(WALL_CLOCK_COLUMNS)
 
 
-def _summary(cfg: TrainConfig, path: str) -> dict:
-    """Per (grid, seed): mean episodic return over the last 10% of steps, last eval return."""
-    import pandas as pd
-
-    df = pd.read_csv(path)
-    cut = df["global_step"].max() * 0.9
-    out = {}
-    for (g, s), d in df.groupby(["grid", "seed"]):
-        tail = d[d["global_step"] > cut]
-        ev = d["eval/episodic_return"].dropna()
-        w = tail["charts/episodes"].to_numpy()
-        r = tail["charts/episodic_return"].fillna(0).to_numpy()
-        out[(int(g), int(s))] = {
-            "final_return": float((w * r).sum() / w.sum()) if w.sum() > 0 else math.nan,
-            "eval_return": float(ev.iloc[-1]) if len(ev) else math.nan,
-        }
-    return {"run_dir": cfg.run_dir, "label": cfg.label, "per_seed": out}
-
-
 def _format_summary(cfg: TrainConfig, summary: dict, hps: list[dict]) -> str:
     """The end-of-run table; each grid point named by its values (lr=1e-3, a.weight=0.1)."""
     names = grid_labels([flat_hparams(hp) for hp in hps])
@@ -574,65 +562,6 @@ def _format_summary(cfg: TrainConfig, summary: dict, hps: list[dict]) -> str:
             f"  {g:>4} {s:>4}  {v['final_return']:>15.2f}  {v['eval_return']:>11.2f}  {names[g]}"
         )
     return "\n".join(lines)
-
-
-class _LineProgress:
-    """Progress for logs (no TTY): one line per ~10% of the run instead of a redrawn bar."""
-
-    def __init__(self, total: int, initial: int, label: str):
-        self.total, self.n, self.label, self.post = total, initial, label, {}
-        self.t0, self.next = time.time(), initial + total // 10
-
-    def set_postfix(self, post: dict) -> None:
-        self.post = post
-
-    def update(self, n: int) -> None:
-        self.n += n
-        if self.n >= self.next or self.n >= self.total:
-            self.next += self.total // 10
-            extra = " ".join(f"{k}={v}" for k, v in self.post.items())
-            print(
-                f"[{self.label}] {self.n}/{self.total} steps ({100 * self.n / self.total:.0f}%, "
-                f"{time.time() - self.t0:.0f}s) {extra}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(cfg: TrainConfig, quiet: bool, initial: int):
-    if quiet or not cfg.logger.progress:
-        return None
-    if not sys.stderr.isatty():
-        return _LineProgress(cfg.total_timesteps, initial, cfg.label)
-    from tqdm import tqdm
-
-    return tqdm(
-        total=cfg.total_timesteps,
-        initial=initial,
-        unit="step",
-        unit_scale=True,
-        desc=cfg.label,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        mininterval=1.0,
-    )
-
-
-def _advance(bar, n: int, rows: list[dict]) -> None:
-    if bar is None:
-        return
-    ret = [r["charts/episodic_return"] for r in rows if not math.isnan(r["charts/episodic_return"])]
-    post = {"sps": f"{rows[0]['charts/sps']:.0f}"}
-    if ret:
-        post["return"] = f"{np.mean(ret):.1f}"
-    ev = [r.get("eval/episodic_return") for r in rows if "eval/episodic_return" in r]
-    if ev:
-        post["eval"] = f"{np.mean(ev):.1f}"
-    bar.set_postfix(post)
-    bar.update(n)
 
 
 def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:

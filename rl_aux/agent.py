@@ -72,13 +72,15 @@ class Agent(Protocol):
 
 @runtime_checkable
 class OfflineAgent(Protocol):
-    """A learner that steps no env and owns its loop (e.g. PVN pre-training)."""
+    """A learner that steps no env and drives the run loop itself (rl_aux/run_loop.py, e.g.
+    PVN pre-training), so its runs keep the same store, checkpoints and resume."""
 
     Config: ClassVar[type]
 
     @staticmethod
-    def run_offline(cfg: Any, quiet: bool = False) -> dict:
-        """Train `cfg` (the whole TrainConfig) into cfg.run_dir; the run's summary."""
+    def run_offline(cfg: Any, quiet: bool = False, resolved: dict | None = None) -> dict:
+        """Train `cfg` (the whole TrainConfig; `resolved`: its stored form) into cfg.run_dir;
+        the run's summary."""
         ...
 
 

@@ -85,6 +85,7 @@ class RunStore:
         self._file = None
         self._writer = None
         self.columns: list[str] = []
+        self.rows_written = 0  # rows in metrics.csv (a checkpoint records how many it covers)
         self._wandb_runs: dict[tuple[int, int], Any] = {}
 
     # ------------------------------------------------------------------ files
@@ -110,13 +111,21 @@ class RunStore:
             json.dump({"status": status, **info, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, f)
         os.replace(tmp, path)
 
-    def open_metrics(self, columns: list[str], keep_up_to_step: int | None) -> None:
-        """Start metrics.csv; on resume keep only rows with global_step <= keep_up_to_step."""
+    def open_metrics(
+        self, columns: list[str], keep_up_to_step: int | None, keep_rows: int | None = None
+    ) -> None:
+        """Start metrics.csv; on resume keep only the first `keep_rows` rows (the ones a
+        checkpoint covers), or the rows with global_step <= keep_up_to_step."""
         self.columns = list(columns)
         kept: list[dict] = []
-        if keep_up_to_step is not None and os.path.exists(self.metrics_path):
+        if (keep_up_to_step, keep_rows) != (None, None) and os.path.exists(self.metrics_path):
             with open(self.metrics_path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["global_step"]) <= keep_up_to_step]
+                kept = list(csv.DictReader(f))
+            if keep_rows is not None:
+                kept = kept[:keep_rows]
+            else:
+                kept = [r for r in kept if int(r["global_step"]) <= keep_up_to_step]
+        self.rows_written = len(kept)
         tmp = self.metrics_path + ".tmp"
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
@@ -127,6 +136,7 @@ class RunStore:
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
 
     def log_rows(self, rows: list[dict]) -> None:
+        self.rows_written += len(rows)
         for row in rows:
             self._writer.writerow({k: _fmt(v) for k, v in row.items()})
         self._file.flush()  # survives the process dying; `sync` survives the machine dying

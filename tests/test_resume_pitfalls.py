@@ -90,9 +90,10 @@ def no_env(monkeypatch):
 @pytest.mark.parametrize(
     "extra, field",
     [
-        (["resume=true"], "resume=true"),
-        (["resume=auto"], "resume=auto"),  # auto on a run dir that holds a run
-        (["grid.lr=[0.001,0.0003]"], "grid.lr=[0.001, 0.0003]"),
+        (["grid.lr=[0.001,0.0003]"], "grid.lr=[0.001, 0.0003]: env={env} is trained by the host"),
+        # a host reward source keeps state outside the checkpoint (auto: the dir holds a run)
+        (["resume=true", "reward=keyroom_oracle"], "resume=true with reward=keyroom_oracle: on"),
+        (["resume=auto", "reward=keyroom_oracle"], "resume=auto with reward=keyroom_oracle: on"),
     ],
 )
 def test_host_loop_refusals_exit_2_before_any_worker_starts(tmp_path, capsys, no_env, extra, field):
@@ -102,13 +103,6 @@ def test_host_loop_refusals_exit_2_before_any_worker_starts(tmp_path, capsys, no
     args = [f"env={env}", f"run_dir={tmp_path}", "logger.progress=false", *extra]
     assert main(["train", *args]) == 2
     err = capsys.readouterr().err
-    assert f"{field}: env={env} is trained by the host loop" in err
+    assert field.format(env=env) in err
     assert "Traceback" not in err
     assert "Accepted" in err
-
-
-def test_offline_learner_refuses_resume(tmp_path, capsys):
-    _write_config(tmp_path, {"run_dir": str(tmp_path)})
-    assert main(["train", "agent=pvn_pretrain", f"run_dir={tmp_path}", "resume=true"]) == 2
-    err = capsys.readouterr().err
-    assert "resume=true: agent=pvn_pretrain trains offline and keeps no checkpoints" in err

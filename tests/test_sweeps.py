@@ -21,11 +21,11 @@ import yaml
 
 from experiments.cli import plot_main
 from experiments.config import load_config
-from experiments.preempt import NonFiniteLoss
 from experiments.train import run, run_experiment
 from rl_aux.configs import spec
 from rl_aux.heads import AuxHead, HeadConfig, HeadInputs, register_head
 from rl_aux.logging import run_status
+from rl_aux.run_loop import NonFiniteLoss
 
 TINY = ["logger.progress=false", "eval.episodes=2"]
 

@@ -1,16 +1,13 @@
 """Run store and trainer: determinism, kill + resume, no silent overwrite, grid in one program."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
 
 from experiments.config import load_config
 from experiments.train import WALL_CLOCK_COLUMNS, run
+from tests.kill_resume import assert_same_rows, kill_once_checkpointed
 
 COMMON = [
     "total_timesteps=30720",
@@ -44,31 +41,10 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path):
     full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
     run(load_config([*COMMON, f"run_dir={full}"]), quiet=True)
     # a real process, killed with SIGKILL once a checkpoint past the start exists
-    cmd = [
-        sys.executable,
-        "-m",
-        "experiments.cli",
-        "train",
-        *COMMON,
-        f"run_dir={killed}",
-        "logger.log_interval=2048",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt_dir = os.path.join(killed, "checkpoints")
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        steps = [d for d in os.listdir(ckpt_dir) if d.isdigit()] if os.path.isdir(ckpt_dir) else []
-        if any(int(s) >= 3 for s in steps):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = pd.read_csv(os.path.join(killed, "metrics.csv"))
+    partial = kill_once_checkpointed([*COMMON, "logger.log_interval=2048"], killed, 3)
     assert partial["global_step"].max() < 30720, "the run finished before it was killed"
     run(load_config([*COMMON, f"run_dir={killed}", "resume=true"]), quiet=True)
-    a, b = _metrics(full), _metrics(killed)
-    assert not b.duplicated(["global_step", "seed", "grid"]).any()
-    pd.testing.assert_frame_equal(a, b)
+    assert_same_rows(full, killed)
 
 
 def test_existing_run_is_never_overwritten(tmp_path):

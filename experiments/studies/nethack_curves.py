@@ -31,8 +31,8 @@ def curve(run_dir: str, bins: int) -> dict:
             r = w["charts/episodic_return"].fillna(0).to_numpy()
             mean = float((n * r).sum() / n.sum()) if n.sum() else float("nan")
             succ = float("nan")
-            if "charts/success_rate" in w and n.sum():
-                succ = float((n * w["charts/success_rate"].fillna(0).to_numpy()).sum() / n.sum())
+            if "charts/success" in w and n.sum():
+                succ = float((n * w["charts/success"].fillna(0).to_numpy()).sum() / n.sum())
             rows.append((int(hi), mean, succ))
         out[int(seed)] = rows
     return out
