@@ -71,9 +71,10 @@ class DQNConfig:
     loss: str = spec("mse", choices=("mse", "huber", "l1"))
     replay: str = spec("uniform", choices=("uniform", "frames"))  # frames: Atari stacks
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
-    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
-    gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
-    gradnorm_lr: float = spec(1e-2, gt=0.0)
+    # the balancer's options are read once, when it is built: grid=False
+    bloop_ema: float = spec(0.01, gt=0.0, le=1.0, grid=False)
+    gradnorm_alpha: float = spec(0.0, ge=0.0, grid=False)  # 1.5 in the paper; balancers/gradnorm.py
+    gradnorm_lr: float = spec(1e-2, gt=0.0, grid=False)
     gradnorm_learn_main: bool = False  # True: the paper (main weight learned too)
     network: NetworkConfig = NetworkConfig(hidden=(120, 84), activation="relu", init="lecun")
 

@@ -70,9 +70,10 @@ class PPOConfig:
     bootstrap_truncation: bool = True  # V(final obs) at time-limit ends (False: treat as terminal)
     normalize_advantages: bool = True
     balancer: str = spec("weighted_sum", choices=tuple(BALANCERS))
-    bloop_ema: float = spec(0.01, gt=0.0, le=1.0)
-    gradnorm_alpha: float = spec(0.0, ge=0.0)  # 1.5 in the paper; see balancers/gradnorm.py
-    gradnorm_lr: float = spec(1e-2, gt=0.0)
+    # the balancer's options are read once, when it is built: grid=False
+    bloop_ema: float = spec(0.01, gt=0.0, le=1.0, grid=False)
+    gradnorm_alpha: float = spec(0.0, ge=0.0, grid=False)  # 1.5 in the paper; balancers/gradnorm.py
+    gradnorm_lr: float = spec(1e-2, gt=0.0, grid=False)
     gradnorm_learn_main: bool = False  # True: the paper (main weight learned too)
     network: NetworkConfig = NetworkConfig(separate_critic=True)
 
