@@ -8,7 +8,7 @@ device-resident replay and, once `learning_starts` env steps are stored, takes
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -17,17 +17,27 @@ import optax
 from flax import struct
 
 from rl_aux.agent import register_agent
-from rl_aux.balance import BalancerConfig, balanced_grads
+from rl_aux.balance import BalancerConfig
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
-from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.heads.suite import HeadSuite
 from rl_aux.learner import (
+    TrainCarry,
+    annealed_lr,
+    as_hparams,
     balancer_from,
     default_hparams,
     episode_metrics,
+    epsilon_greedy,
+    gradient_step,
+    hp,
+    init_opt_state,
+    init_params,
+    linear_epsilon,
     make_optimizer,
     set_lr,
+    target_update,
 )
 from rl_aux.networks.network import NetworkConfig, make_network
 from rl_aux.replay import replay_functions
@@ -54,8 +64,8 @@ class DQNConfig:
     eps_anneal_steps: int = spec(250_000, ge=0)  # env steps
     lr: float = spec(2.5e-4, gt=0.0)
     anneal_lr: bool = False
-    adam_eps: float = spec(1e-8, gt=0.0)
-    max_grad_norm: float = spec(10.0, gt=0.0)
+    adam_eps: float = spec(1e-8, gt=0.0, grid=False)  # static in the optimiser
+    max_grad_norm: float = spec(10.0, gt=0.0, grid=False)  # static in the optimiser's clip
     clip_scope: str = spec("auto", choices=CLIP_SCOPES)  # rl_aux/clipping.py
     # l1: the TD loss of an early version of Fang & Stachenfeld's Agent.py, which later versions
     # replaced by MSE (docs/results/future-prediction.md)
@@ -70,6 +80,14 @@ class DQNConfig:
     def samples_per_gradient_step(self) -> int:
         """One sampled batch: sizes the CPU thread pool (rl_aux/cpu_threads.py)."""
         return self.batch_size
+
+
+class ReplayBatch(NamedTuple):
+    """One gradient step's input: a replayed batch, its n-step discounts, the loss key."""
+
+    tr: Transition
+    discount: chex.Array
+    key: chex.PRNGKey
 
 
 @struct.dataclass
@@ -157,15 +175,13 @@ class DQN:
         cfg = self.cfg
         k_env, k_net, k_head, key = jax.random.split(key, 4)
         env_state, ts = self.env.reset(k_env)
-        net_params = jax.jit(self.net.init)(k_net, ts.obs)  # one compile, not op-by-op
-        params = {"net": net_params, "heads": {}}
         example = Transition(
-            ts.obs,
-            jnp.zeros(cfg.num_envs, jnp.int32),
-            ts.reward,
-            ts.terminated,
-            ts.truncated,
-            ts.obs,
+            obs=ts.obs,
+            action=jnp.zeros(cfg.num_envs, jnp.int32),
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            next_obs=ts.obs,
         )
         aux_table = None
         if self.sample_reward is not None:
@@ -177,17 +193,12 @@ class DQN:
                 }
             )
             aux_table = jnp.asarray(self.sample_reward.table(), jnp.float32)
-        if self.suite:
-            out, _ = self.net.apply(net_params, ts.obs)
-            fn = lambda p, which: self.net.apply(p, ts.obs)[0]
-            inp = self.suite.inputs(params, params, example, out, fn, self.spec.num_actions)
-            params["heads"] = self.suite.init(k_head, inp)
-        opt_state = set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        params = init_params(self.net, self.suite, k_net, k_head, example)
         return DQNState(
             params=params,
             target_params=params,
             aux_target=params if self.suite.needs_target else None,
-            opt_state=opt_state,
+            opt_state=init_opt_state(self.tx, params, hparams),
             bal_state=self.balancer.tx.init(params),
             replay=self._replay_init(example, self.rows),
             env_state=env_state,
@@ -195,7 +206,7 @@ class DQN:
             key=key,
             update=jnp.zeros((), jnp.int32),
             grad_steps=jnp.zeros((), jnp.int32),
-            hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+            hparams=as_hparams(hparams),
             aux_table=aux_table,
         )
 
@@ -204,23 +215,25 @@ class DQN:
         cfg = self.cfg
         return (update * cfg.num_envs >= cfg.learning_starts) & (update % cfg.train_interval == 0)
 
-    def epsilon(self, env_steps):
-        cfg = self.cfg
-        frac = jnp.clip(env_steps / max(cfg.eps_anneal_steps, 1), 0.0, 1.0)
-        return cfg.eps_start + frac * (cfg.eps_finish - cfg.eps_start)
+    def epsilon(self, env_steps, hparams: dict | None = None):
+        """The training exploration rate after `env_steps` (eps_start/eps_finish from
+        `hparams` when a grid sweeps them)."""
+        cfg, h = self.cfg, hparams or {}
+        start, finish = hp(h, "eps_start", cfg.eps_start), hp(h, "eps_finish", cfg.eps_finish)
+        return linear_epsilon(env_steps, start, finish, cfg.eps_anneal_steps)
 
     def act(self, params, obs, carry, first, key, greedy: bool = False, epsilon=0.0):
         """Epsilon-greedy on Q; `epsilon` is explicit (the training schedule passes its own)."""
         out, _ = self.net.apply(params["net"], obs)
-        q = out["q"]
-        k1, k2 = jax.random.split(key)
-        a = jnp.argmax(q, -1)
-        rand = jax.random.randint(k1, a.shape, 0, q.shape[-1])
-        return jnp.where(jax.random.uniform(k2, a.shape) < epsilon, rand, a), carry, out
+        return epsilon_greedy(key, out["q"], epsilon), carry, out
 
     def _losses(self, params, target_params, aux_target, tr, discount, hparams, key):
+        """((TD loss, weighted aux), metrics) on a replayed batch [B] with its discounts."""
         cfg = self.cfg
+        (b,) = tr.action.shape
+        chex.assert_shape([tr.reward, discount], (b,))
         out, _ = self.net.apply(params["net"], tr.obs)
+        chex.assert_shape(out["q"], (b, self.spec.num_actions))
         q = jnp.take_along_axis(out["q"], tr.action[:, None], -1)[:, 0]
         q_next_t = self.net.apply(target_params["net"], tr.next_obs)[0]["q"]
         if cfg.double_q:
@@ -244,19 +257,11 @@ class DQN:
     def _learn(self, state: DQNState):
         cfg = self.cfg
 
-        def one(c, batch):
-            params, aux_target, opt_state, bal_state = c
-            tr, discount, k_l = batch
+        def one(c: TrainCarry, b: ReplayBatch):
             fn = lambda p: self._losses(
-                p, state.target_params, aux_target, tr, discount, state.hparams, k_l
+                p, state.target_params, c.target, b.tr, b.discount, state.hparams, b.key
             )
-            grads, bal_state, m = balanced_grads(fn, params, self.balancer, bal_state)
-            updates, opt_state = self.tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            if aux_target is not None:
-                aux_target = ema_update(aux_target, params, self.suite.target_tau)
-            m["losses/grad_norm"] = optax.tree.norm(grads)
-            return (params, aux_target, opt_state, bal_state), m
+            return gradient_step(fn, c, self.tx, self.balancer, self.suite.target_tau)
 
         def keys(c, _):
             c, k_s, k_l = jax.random.split(c, 3)
@@ -267,19 +272,24 @@ class DQN:
         key, k = jax.random.split(state.key)
         _, (k_s, k_l) = jax.lax.scan(keys, k, None, cfg.gradient_steps)
         aux = None if self.sample_reward is None else self._aux_reward(state.aux_table)
+        gamma = hp(state.hparams, "gamma", cfg.gamma)
         sample = lambda k: self._replay_sample(
-            state.replay, k, cfg.batch_size, cfg.n_step, cfg.gamma, *([aux] if aux else [])
+            state.replay, k, cfg.batch_size, cfg.n_step, gamma, *([aux] if aux else [])
         )
         tr, discount = jax.vmap(sample)(k_s)
-        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
-        opt_state = set_lr(state.opt_state, state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0))
-        c0 = (state.params, state.aux_target, opt_state, state.bal_state)
-        (params, aux_target, opt_state, bal_state), m = jax.lax.scan(one, c0, (tr, discount, k_l))
+        lr = annealed_lr(state.hparams["lr"], state.update, self.total_updates, cfg.anneal_lr)
+        c0 = TrainCarry(
+            params=state.params,
+            target=state.aux_target,
+            opt_state=set_lr(state.opt_state, lr),
+            bal_state=state.bal_state,
+        )
+        c, m = jax.lax.scan(one, c0, ReplayBatch(tr=tr, discount=discount, key=k_l))
         state = state.replace(
-            params=params,
-            aux_target=aux_target,
-            opt_state=opt_state,
-            bal_state=bal_state,
+            params=c.params,
+            aux_target=c.target,
+            opt_state=c.opt_state,
+            bal_state=c.bal_state,
             key=key,
             grad_steps=state.grad_steps + cfg.gradient_steps,
         )
@@ -288,11 +298,16 @@ class DQN:
     def _update(self, state: DQNState, _):
         cfg = self.cfg
         key, k_act, k_env = jax.random.split(state.key, 3)
-        eps = self.epsilon(state.update * cfg.num_envs)
+        eps = self.epsilon(state.update * cfg.num_envs, state.hparams)
         action, _, _ = self.act(state.params, state.obs, None, None, k_act, epsilon=eps)
         env_state, ts = self.env.step(state.env_state, action, k_env)
         tr = Transition(
-            state.obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"]
+            obs=state.obs,
+            action=action,
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            next_obs=ts.extras["next_obs"],
         )
         state = state.replace(env_state=env_state, obs=ts.obs, key=key)
         return self.observe(state, tr, ts)
@@ -302,7 +317,7 @@ class DQN:
         statistics. `_update` calls it after its jitted env step; host-stepped envs call it
         from their host loop (agents/host_loop.py)."""
         cfg = self.cfg
-        eps = self.epsilon(state.update * cfg.num_envs)
+        eps = self.epsilon(state.update * cfg.num_envs, state.hparams)
         state = state.replace(replay=self._replay_add(state.replay, tr), update=state.update + 1)
         env_steps = state.update * cfg.num_envs
         learn = self.learns(state.update)
@@ -316,9 +331,10 @@ class DQN:
         # target network: every target_update_interval env steps (hard copy when tau = 1)
         # the step counter is unbatched across seeds (rl_aux/vectorize.py): a real branch
         sync = (env_steps % cfg.target_update_interval) < cfg.num_envs
+        tau = hp(state.hparams, "tau", cfg.tau)
         target = jax.lax.cond(
             sync,
-            lambda s: optax.incremental_update(s.params, s.target_params, cfg.tau),
+            lambda s: target_update(s.target_params, s.params, tau),
             lambda s: s.target_params,
             state,
         )

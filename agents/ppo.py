@@ -10,7 +10,8 @@ update optimises, through `agents/reward_hook.py`; without one the env reward is
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -20,21 +21,29 @@ from flax import struct
 
 from agents.reward_hook import RewardHook
 from rl_aux.agent import register_agent
-from rl_aux.balance import BalancerConfig, balanced_grads
+from rl_aux.balance import BalancerConfig
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
 from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
-from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.heads.suite import HeadSuite
 from rl_aux.learner import (
+    TrainCarry,
+    annealed_lr,
+    as_hparams,
     balancer_from,
     default_hparams,
     episode_metrics,
+    epsilon_greedy,
+    gradient_step,
+    hp,
+    init_opt_state,
+    init_params,
     make_optimizer,
     set_lr,
 )
 from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry, unroll
 from rl_aux.rl_math import gae
-from rl_aux.types import Transition
+from rl_aux.types import Rollout, Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +62,11 @@ class PPOConfig:
     # the bilevel inner loss of agents/reward_hook.py keeps ent_coef).
     ent_coef_end: float | None = spec(None, ge=0.0)
     vf_coef: float = spec(0.5, ge=0.0)
-    max_grad_norm: float = spec(0.5, gt=0.0)
+    max_grad_norm: float = spec(0.5, gt=0.0, grid=False)  # static in the optimiser's clip
     clip_scope: str = spec("auto", choices=CLIP_SCOPES)  # rl_aux/clipping.py
     lr: float = spec(2.5e-4, gt=0.0)
     anneal_lr: bool = True
-    adam_eps: float = spec(1e-5, gt=0.0)
+    adam_eps: float = spec(1e-5, gt=0.0, grid=False)  # static in the optimiser
     clip_value_loss: bool = True
     bootstrap_truncation: bool = True  # V(final obs) at time-limit ends (False: treat as terminal)
     normalize_advantages: bool = True
@@ -72,6 +81,39 @@ class PPOConfig:
         return self.num_envs * self.num_steps // self.num_minibatches
 
 
+@struct.dataclass(kw_only=True)
+class Batch:
+    """What PPO's losses read, time-major [T, N] (a minibatch: [B] samples, or [T, B]
+    sequences for recurrent networks). `carry0` is each env's carry at the rollout's start
+    ([N, ...], envs first); `first` and `carry_in` are None for feed-forward networks."""
+
+    tr: Transition
+    logp: chex.Array
+    value: chex.Array
+    adv: chex.Array
+    ret: chex.Array
+    first: chex.Array | None = None
+    carry_in: Any = None
+    carry0: Any = None
+
+
+class ActorCarry(NamedTuple):
+    """The rollout scan's carry: env state, the obs to act on, episode starts, core, key."""
+
+    env_state: Any
+    obs: chex.Array
+    first: chex.Array
+    carry: Any
+    key: chex.PRNGKey
+
+
+class EpochCarry(NamedTuple):
+    """The epoch scan's carry: the gradient step's state and the key of the next epoch."""
+
+    train: TrainCarry
+    key: chex.PRNGKey
+
+
 @struct.dataclass
 class PPOState:
     params: Any  # {"net": ..., "heads": {...}}
@@ -84,7 +126,7 @@ class PPOState:
     carry: Any
     key: chex.PRNGKey
     update: chex.Array  # number of updates done
-    hparams: dict  # vmappable floats: lr, aux weights
+    hparams: dict  # vmappable floats: lr, aux weights, and any grid.<field> (rl_aux/learner.hp)
     reward: Any = None  # the reward module's learned state (agents/reward_hook.py), or None
 
 
@@ -130,26 +172,20 @@ class PPO:
         env_state, ts = self.env.reset(k_env)
         carry = network_initial_carry(cfg.network, cfg.num_envs)
         first = jnp.ones(cfg.num_envs, bool)
-        net_params = jax.jit(self.net.init)(k_net, ts.obs, carry, first)  # not op-by-op
-        params = {"net": net_params, "heads": {}}
-        if self.suite:
-            out, _ = self.net.apply(net_params, ts.obs, carry, first)
-            tr = Transition(
-                ts.obs,
-                jnp.zeros(cfg.num_envs, jnp.int32),
-                ts.reward,
-                ts.terminated,
-                ts.truncated,
-                ts.obs,
-            )
-            fn = lambda p, which: self.net.apply(p, ts.obs, carry, first)[0]
-            inp = self.suite.inputs(params, params, tr, out, fn, self.spec.num_actions)
-            params["heads"] = self.suite.init(k_head, inp)
-        opt_state = set_lr(self.tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+        example = Transition(
+            obs=ts.obs,
+            action=jnp.zeros(cfg.num_envs, jnp.int32),
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            next_obs=ts.obs,
+        )
+        params = init_params(self.net, self.suite, k_net, k_head, example, carry, first)
+        net_params = params["net"]
         return PPOState(
             params=params,
             target=params if self.suite.needs_target else None,
-            opt_state=opt_state,
+            opt_state=init_opt_state(self.tx, params, hparams),
             bal_state=self.balancer.tx.init(params),
             env_state=env_state,
             obs=ts.obs,
@@ -157,7 +193,7 @@ class PPO:
             carry=carry,
             key=key,
             update=jnp.zeros((), jnp.int32),
-            hparams=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams),
+            hparams=as_hparams(hparams),
             reward=None
             if self.reward is None
             else self.reward.init(k_reward, net_params, ts.obs, carry, first),
@@ -169,91 +205,101 @@ class PPO:
         out, carry = self.net.apply(params["net"], obs, carry, first)
         logits = out["logits"]
         if greedy:
-            k1, k2 = jax.random.split(key)
-            a = jnp.argmax(logits, -1)
-            rand = jax.random.randint(k1, a.shape, 0, logits.shape[-1])
-            a = jnp.where(jax.random.uniform(k2, a.shape) < epsilon, rand, a)
+            a = epsilon_greedy(key, logits, epsilon)
         else:
             a = jax.random.categorical(key, logits)
         return a, carry, out
 
     # ------------------------------------------------------------------ one update
-    def _rollout(self, state: PPOState):
+    def _rollout(self, state: PPOState) -> tuple[PPOState, Rollout]:
         cfg = self.cfg
 
-        def step(c, _):
-            env_state, obs, first, carry, key = c
-            key, k_act, k_env = jax.random.split(key, 3)
-            carry_in = carry
-            action, carry, out = self.act(state.params, obs, carry, first, k_act)
+        def step(c: ActorCarry, _) -> tuple[ActorCarry, Rollout]:
+            key, k_act, k_env = jax.random.split(c.key, 3)
+            action, carry, out = self.act(state.params, c.obs, c.carry, c.first, k_act)
             logp = jax.nn.log_softmax(out["logits"])[jnp.arange(cfg.num_envs), action]
-            env_state, ts = self.env.step(env_state, action, k_env)
+            env_state, ts = self.env.step(c.env_state, action, k_env)
             next_obs = ts.extras["next_obs"]
             next_value = jnp.zeros_like(out["value"])
             if self.recurrent and cfg.bootstrap_truncation:  # V(true next obs | history)
                 nout, _ = self.net.apply(
-                    state.params["net"], next_obs, carry, jnp.zeros_like(first)
+                    state.params["net"], next_obs, carry, jnp.zeros_like(c.first)
                 )
                 next_value = nout["value"]
             # auxiliary reward sources travel with the transition for the reward module
             aux = {k: v for k, v in ts.extras.items() if k.startswith("r_aux/")}
-            rec = dict(
+            rec = Rollout(
                 tr=Transition(
-                    obs,
-                    action,
-                    ts.reward,
-                    ts.terminated,
-                    ts.truncated,
-                    next_obs,
-                    aux if self.reward is not None else {},
+                    obs=c.obs,
+                    action=action,
+                    reward=ts.reward,
+                    terminated=ts.terminated,
+                    truncated=ts.truncated,
+                    next_obs=next_obs,
+                    extras=aux if self.reward is not None else {},
                 ),
-                first=first,
-                carry_in=carry_in,
+                first=c.first,
+                carry_in=c.carry,
                 logp=logp,
                 value=out["value"],
                 next_value=next_value,
                 ep_return=ts.extras["episode_return"],
                 ep_length=ts.extras["episode_length"],
+                # envs with a goal: logged as charts/success
+                success=ts.extras.get("success"),
             )
-            if "success" in ts.extras:  # envs with a goal: logged as charts/success
-                rec["success"] = ts.extras["success"]
-            return (env_state, ts.obs, ts.done, carry, key), rec
+            nxt = ActorCarry(env_state=env_state, obs=ts.obs, first=ts.done, carry=carry, key=key)
+            return nxt, rec
 
-        init = (state.env_state, state.obs, state.first, state.carry, state.key)
-        (env_state, obs, first, carry, key), traj = jax.lax.scan(step, init, None, cfg.num_steps)
-        return state.replace(env_state=env_state, obs=obs, first=first, carry=carry, key=key), traj
+        init = ActorCarry(
+            env_state=state.env_state,
+            obs=state.obs,
+            first=state.first,
+            carry=state.carry,
+            key=state.key,
+        )
+        c, traj = jax.lax.scan(step, init, None, cfg.num_steps)
+        state = state.replace(
+            env_state=c.env_state, obs=c.obs, first=c.first, carry=c.carry, key=c.key
+        )
+        return state, traj
 
-    def _next_values(self, state_before: PPOState, state_after: PPOState, traj) -> jax.Array:
+    def _next_values(self, state_before: PPOState, state_after: PPOState, traj: Rollout):
+        """[T, N] values that bootstrap each step (see `Rollout.next_value`)."""
         cfg = self.cfg
-        tr = traj["tr"]
         if self.recurrent:
             if cfg.bootstrap_truncation:
-                return traj["next_value"]
+                return traj.next_value
             last, _ = self.net.apply(
                 state_after.params["net"], state_after.obs, state_after.carry, state_after.first
             )
-            return jnp.concatenate([traj["value"][1:], last["value"][None]], 0)
+            return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
         if cfg.bootstrap_truncation:
-            out, _ = self.net.apply(state_before.params["net"], tr.next_obs)
+            out, _ = self.net.apply(state_before.params["net"], traj.tr.next_obs)
             return out["value"]
         last, _ = self.net.apply(state_after.params["net"], state_after.obs)
-        return jnp.concatenate([traj["value"][1:], last["value"][None]], 0)
+        return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
 
-    def _losses(self, params, target, mb, hparams, key, ent_coef=None):
+    def _losses(self, params, target, mb: Batch, hparams, key, ent_coef=None):
         """((main, weighted aux), metrics) on a minibatch: [B] samples or [T, B] sequences.
 
-        `ent_coef`: this update's entropy coefficient (default: cfg.ent_coef).
+        `ent_coef`: this update's entropy coefficient (default: ent_coef of `hparams`/cfg).
         """
         cfg = self.cfg
-        ent_coef = cfg.ent_coef if ent_coef is None else ent_coef
-        tr: Transition = mb["tr"]
+        ent_coef = hp(hparams, "ent_coef", cfg.ent_coef) if ent_coef is None else ent_coef
+        clip_eps = hp(hparams, "clip_eps", cfg.clip_eps)
+        tr = mb.tr
+        lead = mb.adv.shape  # [B], or [T, B] sequences
+        chex.assert_equal_shape([tr.action, mb.logp, mb.value, mb.adv, mb.ret])
         if self.recurrent:
-            out, carries = unroll(self.net, params["net"], tr.obs, mb["carry0"], mb["first"])
+            chex.assert_rank(mb.adv, 2)
+            chex.assert_shape(mb.first, lead)
+            out, carries = unroll(self.net, params["net"], tr.obs, mb.carry0, mb.first)
 
             def feats_fn(p, which):
                 obs = tr.obs if which == "obs" else tr.next_obs
-                cs = carries if which == "next_obs" else mb["carry_in"]
-                firsts = jnp.zeros_like(mb["first"]) if which == "next_obs" else mb["first"]
+                cs = carries if which == "next_obs" else mb.carry_in
+                firsts = jnp.zeros_like(mb.first) if which == "next_obs" else mb.first
                 return jax.vmap(lambda o, c, f: self.net.apply(p, o, c, f)[0])(obs, cs, firsts)
         else:
             out, _ = self.net.apply(params["net"], tr.obs)
@@ -261,29 +307,29 @@ class PPO:
                 p, tr.obs if which == "obs" else tr.next_obs
             )[0]
 
+        chex.assert_shape(out["logits"], (*lead, self.spec.num_actions))
+        chex.assert_shape(out["value"], lead)
         logp_all = jax.nn.log_softmax(out["logits"])
         logp = jnp.take_along_axis(logp_all, tr.action[..., None], -1)[..., 0]
         entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, -1).mean()
-        adv = mb["adv"]
+        adv = mb.adv
         if cfg.normalize_advantages:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        ratio = jnp.exp(logp - mb["logp"])
-        pg = -jnp.minimum(
-            ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv
-        ).mean()
+        ratio = jnp.exp(logp - mb.logp)
+        pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv).mean()
         v = out["value"]
         if cfg.clip_value_loss:
-            v_clip = mb["value"] + jnp.clip(v - mb["value"], -cfg.clip_eps, cfg.clip_eps)
-            v_loss = 0.5 * jnp.maximum((v - mb["ret"]) ** 2, (v_clip - mb["ret"]) ** 2).mean()
+            v_clip = mb.value + jnp.clip(v - mb.value, -clip_eps, clip_eps)
+            v_loss = 0.5 * jnp.maximum((v - mb.ret) ** 2, (v_clip - mb.ret) ** 2).mean()
         else:
-            v_loss = 0.5 * ((v - mb["ret"]) ** 2).mean()
-        main = pg + cfg.vf_coef * v_loss - ent_coef * entropy
+            v_loss = 0.5 * ((v - mb.ret) ** 2).mean()
+        main = pg + hp(hparams, "vf_coef", cfg.vf_coef) * v_loss - ent_coef * entropy
         metrics = {
             "losses/policy": pg,
             "losses/value": v_loss,
             "losses/entropy": entropy,
             "losses/approx_kl": ((ratio - 1) - jnp.log(ratio)).mean(),
-            "losses/clipfrac": (jnp.abs(ratio - 1) > cfg.clip_eps).mean(),
+            "losses/clipfrac": (jnp.abs(ratio - 1) > clip_eps).mean(),
         }
         aux = jnp.zeros(())
         if self.suite:
@@ -295,100 +341,103 @@ class PPO:
     def _update(self, state: PPOState, _):
         before = state
         state, traj = self._rollout(state)
-        traj["next_value"] = self._next_values(before, state, traj)
+        traj = traj.replace(next_value=self._next_values(before, state, traj))
         return self.learn(state, traj)
 
-    def learn(self, state: PPOState, traj: dict):
+    def learn(self, state: PPOState, traj: Rollout):
         """One PPO update (GAE, epochs x minibatches) from a collected rollout.
 
-        `traj` is time-major [T, N]: tr (Transition), first, logp, value, next_value,
-        ep_return, ep_length, and for recurrent networks carry_in (the carry fed to each
-        step). `_update` feeds it from the jitted rollout; host-stepped envs feed it from
-        their host loop (agents/host_loop.py), so both paths share this code. With a reward
+        `traj` is a time-major [T, N] `Rollout` (rl_aux/types.py) with `next_value` set, and
+        for recurrent networks `carry_in`. `_update` feeds it from the jitted rollout;
+        host-stepped envs feed it from their host loop (agents/host_loop.py, which still
+        passes a dict of the same fields), so both paths share this code. With a reward
         module, `tr.extras["r_aux/<source>"]` ([T, N]) carries its auxiliary rewards; optional
         `success` ([T, N] bool) is logged as the success rate of the finished episodes.
         """
+        if isinstance(traj, Mapping):
+            traj = Rollout(**traj)
         cfg = self.cfg
-        tr: Transition = traj["tr"]
-        next_value = traj["next_value"]
+        tr = traj.tr
+        chex.assert_rank(traj.value, 2)
+        chex.assert_equal_shape([tr.action, tr.reward, tr.terminated, traj.value, traj.logp])
+        chex.assert_equal_shape([traj.value, traj.next_value, traj.ep_return, traj.ep_length])
         terminated = tr.terminated if cfg.bootstrap_truncation else tr.done
-        frac = 1.0 - state.update.astype(jnp.float32) / self.total_updates
-        lr = state.hparams["lr"] * (frac if cfg.anneal_lr else 1.0)
+        lr = annealed_lr(state.hparams["lr"], state.update, self.total_updates, cfg.anneal_lr)
         opt_state = set_lr(state.opt_state, lr)
-        ent_coef = self.ent_coef_at(state.update)
-        reward, gamma, reward_state, reward_metrics = tr.reward, cfg.gamma, state.reward, {}
+        ent_coef = self.ent_coef_at(state.update, state.hparams)
+        gamma = hp(state.hparams, "gamma", cfg.gamma)
+        reward, reward_state, reward_metrics = tr.reward, state.reward, {}
         if self.reward is not None:  # the reward module's r and gamma (and its outer step)
             reward_state, reward, gamma, reward_metrics = self.reward(
                 state.reward, state.params, opt_state, traj
             )
-        adv, ret = gae(
-            reward, traj["value"], next_value, terminated, tr.done, gamma, cfg.gae_lambda
-        )
+        gae_lambda = hp(state.hparams, "gae_lambda", cfg.gae_lambda)
+        adv, ret = gae(reward, traj.value, traj.next_value, terminated, tr.done, gamma, gae_lambda)
         # Minibatches carry only what the losses read: every extra leaf is a gather per epoch.
         tr_mb = (
             tr
             if self.suite
             else tr.replace(reward=None, terminated=None, truncated=None, next_obs=None, extras={})
         )
-        data = dict(tr=tr_mb, logp=traj["logp"], value=traj["value"], adv=adv, ret=ret)
+        data = Batch(tr=tr_mb, logp=traj.logp, value=traj.value, adv=adv, ret=ret)
         if self.recurrent:  # resets, per-step carries and each env's initial carry
-            data.update(first=traj["first"], carry_in=traj["carry_in"])
-            data["carry0"] = jax.tree.map(lambda c: c[0], traj["carry_in"])
+            carry0 = jax.tree.map(lambda c: c[0], traj.carry_in)
+            data = data.replace(first=traj.first, carry_in=traj.carry_in, carry0=carry0)
 
-        def epoch(c, _):
-            params, target, opt_state, bal_state, key = c
-            key, k_perm, k_loss = jax.random.split(key, 3)
+        def epoch(c: EpochCarry, _):
+            key, k_perm, k_loss = jax.random.split(c.key, 3)
             mbs = self._minibatches(data, k_perm)
 
-            def mb_step(c, mb):
-                params, target, opt_state, bal_state, k = c
+            def mb_step(c: tuple[TrainCarry, chex.PRNGKey], mb: Batch):
+                train, k = c
                 k, k_l = jax.random.split(k)
-                fn = lambda p: self._losses(p, target, mb, state.hparams, k_l, ent_coef)
-                grads, bal_state, m = balanced_grads(fn, params, self.balancer, bal_state)
-                updates, opt_state = self.tx.update(grads, opt_state, params)
-                params = optax.apply_updates(params, updates)
-                if target is not None:
-                    target = ema_update(target, params, self.suite.target_tau)
-                m["losses/grad_norm"] = optax.tree.norm(grads)
-                return (params, target, opt_state, bal_state, k), m
+                fn = lambda p: self._losses(p, train.target, mb, state.hparams, k_l, ent_coef)
+                train, m = gradient_step(fn, train, self.tx, self.balancer, self.suite.target_tau)
+                return (train, k), m
 
-            c2, m = jax.lax.scan(mb_step, (params, target, opt_state, bal_state, k_loss), mbs)
-            return (*c2[:4], key), m
+            (train, _), m = jax.lax.scan(mb_step, (c.train, k_loss), mbs)
+            return EpochCarry(train=train, key=key), m
 
         key, k_epochs = jax.random.split(state.key)
-        carry0 = (state.params, state.target, opt_state, state.bal_state, k_epochs)
-        (params, target, opt_state, bal_state, _), m = jax.lax.scan(
-            epoch, carry0, None, cfg.update_epochs
+        train = TrainCarry(
+            params=state.params,
+            target=state.target,
+            opt_state=opt_state,
+            bal_state=state.bal_state,
         )
+        c, m = jax.lax.scan(epoch, EpochCarry(train=train, key=k_epochs), None, cfg.update_epochs)
         metrics = jax.tree.map(jnp.mean, m)
-        metrics.update(episode_metrics(tr.done, traj["ep_return"], traj["ep_length"]))
+        metrics.update(episode_metrics(tr.done, traj.ep_return, traj.ep_length))
         metrics["lr"] = lr
         if cfg.ent_coef_end is not None:
             metrics["ent_coef"] = ent_coef
         metrics.update(reward_metrics)
-        if "success" in traj:
+        if traj.success is not None:
             d = tr.done.astype(jnp.float32)
-            metrics["charts/success"] = (traj["success"] * d).sum() / jnp.maximum(d.sum(), 1.0)
+            metrics["charts/success"] = (traj.success * d).sum() / jnp.maximum(d.sum(), 1.0)
         state = state.replace(
             reward=reward_state,
-            params=params,
-            target=target,
-            opt_state=opt_state,
-            bal_state=bal_state,
+            params=c.train.params,
+            target=c.train.target,
+            opt_state=c.train.opt_state,
+            bal_state=c.train.bal_state,
             key=key,
             update=state.update + 1,
         )
         return state, metrics
 
-    def ent_coef_at(self, update: jax.Array) -> jax.Array:
-        """The entropy coefficient of update `update`: constant, or linear to ent_coef_end."""
+    def ent_coef_at(self, update: jax.Array, hparams: dict | None = None) -> jax.Array:
+        """The entropy coefficient of update `update`: constant, or linear to ent_coef_end
+        (from `hparams["ent_coef"]` when a grid sweeps it, else cfg.ent_coef)."""
         cfg = self.cfg
+        start = hp(hparams or {}, "ent_coef", cfg.ent_coef)
         if cfg.ent_coef_end is None:
-            return jnp.asarray(cfg.ent_coef, jnp.float32)
+            return jnp.asarray(start, jnp.float32)
         steps = max(self.total_updates - 1, 1)
-        return optax.linear_schedule(cfg.ent_coef, cfg.ent_coef_end, steps)(update)
+        return optax.linear_schedule(start, cfg.ent_coef_end, steps)(update)
 
-    def _minibatches(self, data, key):
+    def _minibatches(self, data: Batch, key) -> Batch:
+        """`data` shuffled and split into [num_minibatches, ...] (recurrent: over envs)."""
         cfg = self.cfg
         n = cfg.num_minibatches
         if self.recurrent:  # shuffle envs, keep sequences: [T, N] -> [n, T, N/n]
@@ -400,10 +449,8 @@ class PPO:
                 x = x.reshape((n, -1) + x.shape[1:])
                 return jnp.moveaxis(x, 1, axis + 1)
 
-            seq = {k: v for k, v in data.items() if k != "carry0"}
-            out = jax.tree.map(lambda x: split(x, 1), seq)
-            out["carry0"] = jax.tree.map(lambda x: split(x, 0), data["carry0"])
-            return out
+            out = jax.tree.map(lambda x: split(x, 1), data.replace(carry0=None))
+            return out.replace(carry0=jax.tree.map(lambda x: split(x, 0), data.carry0))
         size = cfg.num_envs * cfg.num_steps
         perm = jax.random.permutation(key, size)
         flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), data)

@@ -31,6 +31,7 @@ from rl_aux.configs import ConfigError, spec
 from rl_aux.dataset import load_transitions
 from rl_aux.heads.base import HeadInputs
 from rl_aux.heads.pvn import PVNConfig, PVNHead
+from rl_aux.learner import apply_gradients, target_update
 from rl_aux.networks.network import NetworkConfig, make_network
 from rl_aux.types import EnvSpec, Transition
 
@@ -113,9 +114,18 @@ class PVNPretrainer:
         out, _ = self.net.apply(net_params, obs)
         inputs = _inputs(obs, jnp.zeros(1, jnp.int32), jnp.zeros(1, bool), out, self.spec)
         params = {"net": net_params, "heads": {"pvn": self.head.init(k_head, inputs)}}
-        return PretrainState(params, params, self.tx.init(params), jnp.zeros((), jnp.int32), key)
+        return PretrainState(
+            params=params,
+            target=params,
+            opt_state=self.tx.init(params),
+            step=jnp.zeros((), jnp.int32),
+            key=key,
+        )
 
     def loss(self, params, target, tr: Transition, td_on, qr_on=1.0):
+        """(TD on the successor measure x td_on + threshold QR x qr_on, metrics), batch [B]."""
+        (b,) = tr.action.shape
+        chex.assert_shape(tr.terminated, (b,))
         out, _ = self.net.apply(params["net"], tr.obs)
         out_next, _ = self.net.apply(target["net"], tr.next_obs)
         phi_next = jax.lax.stop_gradient(out_next[self.head.cfg.features])
@@ -135,10 +145,11 @@ class PVNPretrainer:
         td_on = (state.step >= self.warmup_steps).astype(jnp.float32)
         qr_on = ((self.qr_steps == 0) | (state.step < self.qr_steps)).astype(jnp.float32)
         grads, m = jax.grad(self.loss, has_aux=True)(state.params, state.target, tr, td_on, qr_on)
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        target = optax.incremental_update(params, state.target, self.head.cfg.target_tau)
-        return PretrainState(params, target, opt_state, state.step + 1, key), m
+        params, opt_state = apply_gradients(self.tx, grads, state.opt_state, state.params)
+        target = target_update(state.target, params, self.head.cfg.target_tau)
+        return PretrainState(
+            params=params, target=target, opt_state=opt_state, step=state.step + 1, key=key
+        ), m
 
     def train(self, state: PretrainState, data: Transition, num_steps: int):
         """`num_steps` gradient steps in one lax.scan; metrics averaged over the steps."""

@@ -6,7 +6,7 @@ outer (bilevel) step.
     rstate, reward [T, N], gamma, metrics = hook(rstate, params, opt_state, traj)
 
 - A module without parameters (`env`, `subgoal`, `ellm`) is applied as is:
-  `module.reward({}, traj["tr"])`.
+  `module.reward({}, traj.tr)` (`traj`: the update's `Rollout`, rl_aux/types.py).
 - A module with parameters (`blend`, BARFI, Gupta et al. 2023) owns a `BlendState` in
   `PPOState.reward`: phi, its optax state, and a separate primary critic V_p (an MLP on the
   stop-gradient torso features `h`) trained on the primary reward with the learner's gamma.
@@ -45,7 +45,7 @@ from rl_aux.networks.network import unroll
 from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
-from rl_aux.types import Transition
+from rl_aux.types import Rollout, Transition
 
 FEATURES = "h"  # network output the reward module and the primary critic read (stop-gradient)
 
@@ -164,19 +164,17 @@ class RewardHook:
         return -(jnp.exp(logp - b["logp"]) * b["adv_p"]).mean()
 
     # ------------------------------------------------------------------ the call
-    def __call__(self, rstate, params, opt_state, traj: dict):
+    def __call__(self, rstate, params, opt_state, traj: Rollout):
         """(rstate, reward [T, N], gamma, metrics) for this update's PPO step."""
         cfg = self.agent.cfg
-        tr: Transition = traj["tr"]
+        tr: Transition = traj.tr
         if not self.learned:
             r, gamma = self.module.reward({}, tr)
             return rstate, r, gamma, {}
         term = tr.terminated if cfg.bootstrap_truncation else tr.done
-        data = dict(
-            tr=tr, logp=traj["logp"], value=traj["value"], next_value=traj["next_value"], term=term
-        )
+        data = dict(tr=tr, logp=traj.logp, value=traj.value, next_value=traj.next_value, term=term)
         if self.agent.recurrent:
-            data.update(first=traj["first"], carry0=jax.tree.map(lambda c: c[0], traj["carry_in"]))
+            data.update(first=traj.first, carry0=jax.tree.map(lambda c: c[0], traj.carry_in))
         feat, feat_next = self._features(params, data)
         data["tr"] = tr = tr.replace(extras={**tr.extras, "features": feat})
         v_p = self.critic.apply(rstate.critic, feat)

@@ -20,6 +20,7 @@ from rl_aux.configs import (
     ConfigError,
     check_value,
     from_dict,
+    grid_floats,
     spec,
     to_dict,
     unknown_name_message,
@@ -440,7 +441,7 @@ def build(raw: dict) -> TrainConfig:
         reward_cfg = _blend_sources(reward_cfg, env_cfg.name)
     raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
-    _check_grid(grid, heads)
+    _check_grid(grid, heads, agent_cls, reward_name)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
     resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg), gradient_batch(agent_cfg))
@@ -542,9 +543,27 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _check_grid(grid: dict, heads: dict) -> None:
-    """Grid axes: `lr` and `<head>.weight`; each a non-empty list of numbers."""
-    accepted = ["lr", *[f"{h}.weight" for h in heads]]
+def grid_fields(agent_cls: type, reward_name: str = "env") -> dict[str, dict]:
+    """{grid key: constraints} a grid can vmap for this agent: the float fields of its config
+    (rl_aux/configs.grid_floats), none for an offline learner (it trains one point). With a
+    reward module, `gamma` comes from the module, and reward=blend's inner loss reads the loss
+    coefficients from the config too, so those stay off the grid."""
+    from agents.registry import is_offline
+
+    if is_offline(agent_cls):
+        return {}
+    fields = grid_floats(agent_cls.Config)
+    off = {"gamma"} if reward_name != "env" else set()
+    if reward_name == "blend":
+        off |= {"gae_lambda", "ent_coef", "vf_coef"}
+    return {k: v for k, v in fields.items() if k not in off}
+
+
+def _check_grid(grid: dict, heads: dict, agent_cls: type, reward_name: str) -> None:
+    """Grid axes: the agent config's float fields (`grid_fields`) and `<head>.weight`; each a
+    non-empty list of numbers within the field's own bounds."""
+    floats = grid_fields(agent_cls, reward_name)
+    accepted = [*floats, *[f"{h}.weight" for h in heads]]
     for key, values in grid.items():
         head, _, field = key.partition(".")
         if key not in accepted and field == "weight" and head in registered_heads():
@@ -555,11 +574,12 @@ def _check_grid(grid: dict, heads: dict) -> None:
         if key not in accepted:
             raise ConfigError(
                 f"grid.{key} is not a vmappable hyperparameter. Accepted: {', '.join(accepted)} "
-                "(grid.<head>.weight for each selected head)"
+                "(the learner config's float fields that shape nothing, and grid.<head>.weight "
+                "for each selected head)"
             )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}={values!r} must be a non-empty list of numbers")
-        meta = {"gt": 0.0} if key == "lr" else {"ge": 0.0}
+        meta = floats.get(key, {"ge": 0.0})
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ConfigError(f"grid.{key} holds {v!r}; accepted: numbers")

@@ -60,5 +60,7 @@ def wrap_label(text: str, width: int = LABEL_WIDTH) -> str:
 
 
 def flat_hparams(hp: Mapping) -> dict[str, float]:
-    """{'lr': .., 'next_latent.weight': ..} from a trainer hparams dict (lr, aux_weights)."""
-    return {"lr": hp["lr"], **{f"{k}.weight": w for k, w in hp["aux_weights"].items()}}
+    """{'lr': .., 'ent_coef': .., 'next_latent.weight': ..} from a trainer hparams dict (lr,
+    any float field a grid sweeps, aux_weights)."""
+    floats = {k: v for k, v in hp.items() if k != "aux_weights"}
+    return {**floats, **{f"{k}.weight": w for k, w in hp["aux_weights"].items()}}

@@ -84,16 +84,17 @@ def grid_points(cfg: TrainConfig, default_hp: dict) -> list[dict]:
     for values in itertools.product(*[v for _, v in axes]) if axes else [()]:
         hp = {"lr": default_hp["lr"], "aux_weights": dict(default_hp["aux_weights"])}
         for (key, _), v in zip(axes, values, strict=True):
-            if key == "lr":
-                hp["lr"] = float(v)
-            else:
+            if key.endswith(".weight"):
                 hp["aux_weights"][key.split(".")[0]] = float(v)
+            else:  # lr, or any float field of the learner config (rl_aux/learner.hp reads it)
+                hp[key] = float(v)
         points.append(hp)
     return points
 
 
 def _flat_hp(hp: dict) -> dict:
-    return {"hp/lr": hp["lr"], **{f"hp/{k}.weight": w for k, w in hp["aux_weights"].items()}}
+    """The `hp/<name>` columns of one grid point (flat_hparams, prefixed)."""
+    return {f"hp/{k}": v for k, v in flat_hparams(hp).items()}
 
 
 def stack_hparams(trees: list) -> Any:

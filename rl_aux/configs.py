@@ -1,6 +1,7 @@
 """Typed configs: frozen dataclasses whose fields carry their own constraints.
 
-`spec(default, ge=..., gt=..., le=..., choices=...)` declares a constrained field;
+`spec(default, ge=..., gt=..., le=..., choices=..., grid=False)` declares a constrained field
+(`grid=False`: a float a learner bakes in at construction, so `grid.*` cannot vmap it);
 `from_dict(cls, data, path)` builds `cls` from a plain mapping (hydra's composed config) and
 raises `ConfigError` naming the field, the bad value and what is accepted. Nothing compiles
 before this check passes.
@@ -42,10 +43,23 @@ def unknown_name_message(
     return f"{field}={value!r} is not a known {what}.{hint} Accepted ({len(names)}): {shown}"
 
 
-def spec(default: Any, *, ge=None, gt=None, le=None, lt=None, choices=None, doc: str = ""):
-    """A dataclass field with range/choice constraints checked by `from_dict`."""
+def spec(
+    default: Any,
+    *,
+    ge=None,
+    gt=None,
+    le=None,
+    lt=None,
+    choices=None,
+    doc: str = "",
+    grid: bool = True,
+):
+    """A dataclass field with range/choice constraints checked by `from_dict`; `grid=False`
+    keeps a float field off `grid.*` (see `grid_floats`)."""
     meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, doc=doc or None)
     meta = {k: v for k, v in meta.items() if v is not None}  # 0.0 is a real bound
+    if not grid:
+        meta["grid"] = False
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: default, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -60,6 +74,17 @@ def accepted_text(meta: dict) -> str:
         if k in meta:
             parts.append(f"{sym} {meta[k]}")
     return "a value " + " and ".join(parts) if parts else "any value of its type"
+
+
+def grid_floats(cls: type) -> dict[str, dict]:
+    """{name: constraints} of `cls`'s plain float fields a grid may vmap: every `float` field
+    (not Optional, not nested) unless its spec says `grid=False`."""
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: dict(f.metadata)
+        for f in dataclasses.fields(cls)
+        if hints[f.name] is float and f.metadata.get("grid", True)
+    }
 
 
 def check_value(path: str, value: Any, meta: dict) -> None:

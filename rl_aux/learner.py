@@ -1,15 +1,22 @@
-"""Plumbing every learner shares: the optimiser with a vmappable learning rate, the balancer
-from config, default hyperparameters, and the episode statistics the trainer aggregates."""
+"""What every learner shares, written once: the optimiser with a vmappable learning rate, the
+balancer from config, network + head param init, the gradient step, LR annealing,
+epsilon-greedy, target updates, the hyperparameters a grid can vmap, and the episode statistics
+the trainer aggregates. PPO, DQN and PVN (agents/) call these, so each learner file holds only
+its own algorithm."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balance import Balancer, make_balancer
+from rl_aux.balance import Balancer, balanced_grads, make_balancer
 from rl_aux.clipping import NO_GROUPS, ClipGroups, clip_transform, resolve_scope
-from rl_aux.heads.suite import HeadSuite
-from rl_aux.types import Array
+from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.types import Array, Params, PRNGKey, Transition
 
 
 def clip_and_adam(
@@ -57,8 +64,108 @@ def balancer_from(cfg) -> Balancer:
 
 
 def default_hparams(cfg, suite: HeadSuite) -> dict:
-    """The vmappable floats: learning rate and each head's loss weight."""
+    """The vmappable floats every run carries: learning rate and each head's loss weight.
+
+    A grid over another float field of the learner config adds it as a top-level entry
+    (experiments/train.py `grid_points`); the learner reads it through `hp`."""
     return {"lr": cfg.lr, "aux_weights": {h.name: h.cfg.weight for h in suite.heads}}
+
+
+def hp(hparams: dict, name: str, static: Any) -> Any:
+    """Hyperparameter `name`: the traced per-run value when a grid put it in `hparams`, else
+    the config's Python constant `static` (so runs without that grid axis trace exactly as
+    before, constants folded)."""
+    return hparams[name] if name in hparams else static
+
+
+def as_hparams(hparams: dict) -> dict:
+    """A hyperparameter tree as float32 arrays (the leaves the trainer vmaps)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), hparams)
+
+
+# ---------------------------------------------------------------------------- init
+def init_params(
+    net, suite: HeadSuite, k_net: PRNGKey, k_head: PRNGKey, example: Transition, *net_args
+) -> dict:
+    """{"net": network params, "heads": each head's params} from an example batch.
+
+    `net_args` follow the observation in the network's call (recurrent: carry, first). The
+    heads are initialised on the inputs they will see: the network's outputs on
+    `example.obs` (the example is its own successor)."""
+    net_params = jax.jit(net.init)(k_net, example.obs, *net_args)  # one compile, not op-by-op
+    params = {"net": net_params, "heads": {}}
+    if suite:
+        out, _ = net.apply(net_params, example.obs, *net_args)
+        fn = lambda p, which: net.apply(p, example.obs, *net_args)[0]
+        inp = suite.inputs(params, params, example, out, fn, net.num_actions)
+        params["heads"] = suite.init(k_head, inp)
+    return params
+
+
+def init_opt_state(tx: optax.GradientTransformation, params: Params, hparams: dict):
+    """`tx`'s state for `params` with the run's (traced) learning rate injected."""
+    return set_lr(tx.init(params), jnp.asarray(hparams["lr"], jnp.float32))
+
+
+# ---------------------------------------------------------------------------- one step
+class TrainCarry(NamedTuple):
+    """What a gradient step changes: params, their EMA target (None: no head needs one), the
+    optimiser's and the balancer's states."""
+
+    params: Params
+    target: Params | None
+    opt_state: Any
+    bal_state: Any
+
+
+def gradient_step(
+    loss_fn: Callable,
+    c: TrainCarry,
+    tx: optax.GradientTransformation,
+    balancer: Balancer,
+    target_tau: float,
+) -> tuple[TrainCarry, dict]:
+    """One balanced gradient step on `loss_fn(params) -> ((main, aux), metrics)`, then the
+    EMA target update; metrics gain `losses/grad_norm` (of the balanced gradient)."""
+    grads, bal_state, m = balanced_grads(loss_fn, c.params, balancer, c.bal_state)
+    params, opt_state = apply_gradients(tx, grads, c.opt_state, c.params)
+    target = c.target
+    if target is not None:
+        target = ema_update(target, params, target_tau)
+    m["losses/grad_norm"] = optax.tree.norm(grads)
+    return TrainCarry(params=params, target=target, opt_state=opt_state, bal_state=bal_state), m
+
+
+def apply_gradients(tx: optax.GradientTransformation, grads, opt_state, params):
+    """(new params, new optimiser state) after one `tx` step on `grads`."""
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def target_update(target: Params, params: Params, tau: float) -> Params:
+    """A target network's step towards `params`: tau = 1 copies, tau < 1 is a Polyak step."""
+    return optax.incremental_update(params, target, tau)
+
+
+# ---------------------------------------------------------------------------- schedules
+def annealed_lr(lr, update: Array, total_updates: int, anneal: bool):
+    """The learning rate of update `update`: linear to 0 at `total_updates` if `anneal`."""
+    frac = 1.0 - update.astype(jnp.float32) / total_updates
+    return lr * (frac if anneal else 1.0)
+
+
+def linear_epsilon(env_steps, start, finish, anneal_steps: int):
+    """Exploration rate after `env_steps`: linear from `start` to `finish` over anneal_steps."""
+    frac = jnp.clip(env_steps / max(anneal_steps, 1), 0.0, 1.0)
+    return start + frac * (finish - start)
+
+
+def epsilon_greedy(key: PRNGKey, values: Array, epsilon) -> Array:
+    """argmax of `values` [..., A], replaced by a uniform action with probability epsilon."""
+    k1, k2 = jax.random.split(key)
+    a = jnp.argmax(values, -1)
+    rand = jax.random.randint(k1, a.shape, 0, values.shape[-1])
+    return jnp.where(jax.random.uniform(k2, a.shape) < epsilon, rand, a)
 
 
 def episode_metrics(done: Array, episode_return: Array, episode_length: Array) -> dict:

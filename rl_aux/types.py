@@ -55,7 +55,8 @@ class Transition:
     """One step of experience, batched: what learners and auxiliary heads consume.
 
     `next_obs` is the true successor (never an auto-reset observation); `terminated` cuts the
-    bootstrap, `truncated` does not.
+    bootstrap, `truncated` does not. Build it with keywords: two bool fields side by side
+    (`terminated`, `truncated`) swap silently when passed by position.
     """
 
     obs: Array
@@ -69,3 +70,26 @@ class Transition:
     @property
     def done(self) -> Array:
         return jnp.logical_or(self.terminated, self.truncated)
+
+
+@struct.dataclass(kw_only=True)
+class Rollout:
+    """An on-policy rollout, time-major [T, N]: what `PPO.learn` consumes.
+
+    `first[t]` marks obs[t] as the first of its episode (resets the recurrent core); `logp` and
+    `value` are the acting policy's log-probability and value; `next_value` the value that
+    bootstraps each step (V of the true successor, or of the next obs when truncation is
+    treated as terminal). `ep_return`/`ep_length` hold finished episodes' statistics where
+    `tr.done`. `carry_in` is the recurrent carry fed to each step (None for feed-forward
+    networks) and `success` ([T, N] bool, optional) whether a finished episode reached its goal.
+    """
+
+    tr: Transition
+    first: Array
+    logp: Array
+    value: Array
+    ep_return: Array
+    ep_length: Array
+    next_value: Array | None = None
+    carry_in: Any = None
+    success: Array | None = None

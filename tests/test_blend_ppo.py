@@ -15,7 +15,7 @@ from experiments.train import build_agent
 from rl_aux.networks.network import NetworkConfig
 from rl_aux.rewards import reward_class
 from rl_aux.rewards.blend import BlendConfig, BlendReward
-from rl_aux.types import Transition
+from rl_aux.types import Rollout, Transition
 
 TINY = PPOConfig(
     num_envs=4,
@@ -52,7 +52,7 @@ def _traj(agent, seed=0):
         extras={"r_aux/centre": jnp.asarray(rng.choice([0.0, 5.0], (t, n)), jnp.float32)},
     )
     f = lambda *s: jnp.asarray(rng.normal(size=s), jnp.float32)
-    return dict(
+    return Rollout(
         tr=tr,
         first=jnp.zeros((t, n), bool),
         logp=jnp.log(jnp.full((t, n), 0.25)) + 0.1 * f(t, n),
@@ -76,12 +76,12 @@ def test_reward_env_keeps_the_default_path():
     assert agent.reward is None
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0), agent.default_hparams())
     _, traj = jax.eval_shape(agent._rollout, state)
-    assert traj["tr"].extras == {} and state.reward is None
+    assert traj.tr.extras == {} and state.reward is None
     hook = _agent(reward_class("env")(reward_class("env").Config(), TINY.gamma)).reward
     tj = _traj(hook.agent)
     rstate, r, gamma, m = hook(None, None, None, tj)
     assert rstate is None and m == {} and float(gamma) == np.float32(TINY.gamma)
-    assert np.array_equal(r, tj["tr"].reward)
+    assert np.array_equal(r, tj.tr.reward)
 
 
 def test_naive_blend_reaches_the_ppo_update():
@@ -90,10 +90,7 @@ def test_naive_blend_reaches_the_ppo_update():
     naive = _agent(_blend(hypergrad="none", gamma_init=0.9, learn_gamma=False))
     plain = _agent(cfg=dataclasses.replace(TINY, gamma=0.9))
     tj = _traj(naive)
-    tj_shaped = {
-        **tj,
-        "tr": tj["tr"].replace(reward=tj["tr"].reward + tj["tr"].extras["r_aux/centre"]),
-    }
+    tj_shaped = tj.replace(tr=tj.tr.replace(reward=tj.tr.reward + tj.tr.extras["r_aux/centre"]))
     learn_naive = jax.jit(naive.learn)
     state = naive.init(jax.random.PRNGKey(0), naive.default_hparams())
     s_blend, m = learn_naive(state, tj)
@@ -114,19 +111,19 @@ def test_inner_loss_gradient_in_r_and_gamma_matches_hand_computation():
     hook = agent.reward
     state = jax.jit(agent.init)(jax.random.PRNGKey(1), agent.default_hparams())
     tj = _traj(agent, seed=1)
-    tr = tj["tr"]
+    tr = tj.tr
     feat, _ = jax.jit(hook._features)(state.params, dict(tr=tr))
-    b = dict(tr=tr.replace(extras={**tr.extras, "features": feat}), logp=tj["logp"])
-    b.update(value=tj["value"], next_value=tj["next_value"], term=tr.terminated)
+    b = dict(tr=tr.replace(extras={**tr.extras, "features": feat}), logp=tj.logp)
+    b.update(value=tj.value, next_value=tj.next_value, term=tr.terminated)
     phi = state.reward.phi
     g = jax.jit(jax.grad(hook.inner_loss, argnums=1))(state.params, phi, b)
 
     out = jax.jit(hook._outputs)(state.params, b)
     logp_all = jax.nn.log_softmax(out["logits"])
     logp = jnp.take_along_axis(logp_all, tr.action[..., None], -1)[..., 0]
-    ratio, v_new = np.asarray(jnp.exp(logp - tj["logp"])), np.asarray(out["value"])
+    ratio, v_new = np.asarray(jnp.exp(logp - tj.logp)), np.asarray(out["value"])
     r_p, r_aux = np.asarray(tr.reward), np.asarray(tr.extras["r_aux/centre"])
-    v, nv = np.asarray(tj["value"]), np.asarray(tj["next_value"])
+    v, nv = np.asarray(tj.value), np.asarray(tj.next_value)
     not_term, not_done = 1.0 - np.asarray(tr.terminated), 1.0 - np.asarray(tr.done)
     T, N = r_p.shape
     c = TINY

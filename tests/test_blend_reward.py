@@ -14,7 +14,15 @@ from rl_aux.types import Transition
 
 def _tr(extras):
     z = jnp.zeros(3)
-    return Transition(z, z.astype(jnp.int32), jnp.array([1.0, -0.1, 0.0]), z, z, z, extras)
+    return Transition(
+        obs=z,
+        action=z.astype(jnp.int32),
+        reward=jnp.array([1.0, -0.1, 0.0]),
+        terminated=z,
+        truncated=z,
+        next_obs=z,
+        extras=extras,
+    )
 
 
 def test_blend_initialises_as_naive_shaping_and_penalises():

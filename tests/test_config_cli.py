@@ -19,7 +19,8 @@ from experiments.config import ConfigError, load_config
         (["agent.network.torso=cnn"], ["agent.network.torso", "nature_cnn"]),
         (["head=reward_prd"], ["reward_pred"]),
         (["heads.reward_pred.weight=2"], ["head=reward_pred"]),
-        (["grid.gamma=[0.9]"], ["grid.gamma", "lr"]),
+        (["grid.num_steps=[64]"], ["grid.num_steps", "lr", "ent_coef"]),  # shapes the rollout
+        (["grid.gamma=[1.5]"], ["grid.gamma=1.5", "<= 1.0"]),
         (["agent=dqn", "agent.loss=l3"], ["agent.loss", "mse", "huber", "l1"]),
     ],
 )

@@ -34,7 +34,17 @@ def _fill(replay, obs, add, rows=60):
         o = jax.random.normal(k1, obs.shape)
         a = jax.random.randint(k2, obs.shape[:1], 0, 2)
         done = jax.random.uniform(k3, obs.shape[:1]) < 0.1
-        return add(r, Transition(o, a, o[:, 0], done, done & False, -o)), None
+        return add(
+            r,
+            Transition(
+                obs=o,
+                action=a,
+                reward=o[:, 0],
+                terminated=done,
+                truncated=done & False,
+                next_obs=-o,
+            ),
+        ), None
 
     return jax.lax.scan(step, replay, jax.random.split(jax.random.PRNGKey(1), rows))[0]
 

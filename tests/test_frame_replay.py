@@ -33,7 +33,12 @@ def rollout():
     def run(key):
         state, ts = env.reset(key)
         ex = Transition(
-            ts.obs, jnp.zeros(2, jnp.int32), ts.reward, ts.terminated, ts.truncated, ts.obs
+            obs=ts.obs,
+            action=jnp.zeros(2, jnp.int32),
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            next_obs=ts.obs,
         )
         fr, dense = frame_replay_init(ex, rows), replay_init(ex, rows)
 
@@ -42,7 +47,14 @@ def rollout():
             k1, k2 = jax.random.split(k)
             a = jax.random.randint(k1, (2,), 0, env.spec.num_actions)
             state, ts = env.step(state, a, k2)
-            tr = Transition(obs, a, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"])
+            tr = Transition(
+                obs=obs,
+                action=a,
+                reward=ts.reward,
+                terminated=ts.terminated,
+                truncated=ts.truncated,
+                next_obs=ts.extras["next_obs"],
+            )
             return (state, ts.obs, frame_replay_add(fr, tr), replay_add(dense, tr)), ts.done
 
         (_, _, fr, dense), done = jax.lax.scan(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rl_aux  # noqa: F401  (XLA flag before any backend use)
-from agents.ppo import PPO, PPOConfig
+from agents.ppo import PPO, Batch, PPOConfig
 from envs import make_env
 from envs.core import JaxVecEnv
 from envs.memory import PassiveTMaze, make_memory_env
@@ -132,11 +132,18 @@ def _agent_and_batch(decoupled: bool):
     agent = PPO(cfg, env, [head], 10)
     state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
     state, traj = jax.jit(agent._rollout)(state)
-    tr = traj["tr"]
-    adv, ret = gae(tr.reward, traj["value"], traj["next_value"], tr.terminated, tr.done, 0.99, 0.95)
-    mb = dict(tr=tr, logp=traj["logp"], value=traj["value"], adv=adv, ret=ret)
-    mb.update(first=traj["first"], carry_in=traj["carry_in"])
-    mb["carry0"] = jax.tree.map(lambda c: c[0], traj["carry_in"])
+    tr = traj.tr
+    adv, ret = gae(tr.reward, traj.value, traj.next_value, tr.terminated, tr.done, 0.99, 0.95)
+    mb = Batch(
+        tr=tr,
+        logp=traj.logp,
+        value=traj.value,
+        adv=adv,
+        ret=ret,
+        first=traj.first,
+        carry_in=traj.carry_in,
+        carry0=jax.tree.map(lambda c: c[0], traj.carry_in),
+    )
     return agent, state, mb
 
 

@@ -21,7 +21,14 @@ def _chain():
     s2 = np.clip(s + np.where(a == 1, 1, -1), 0, 2)
     eye = np.eye(3, dtype=np.float32)
     z = np.zeros(6, bool)
-    tr = Transition(eye[s], a.astype(np.int32), np.zeros(6, np.float32), z, z, eye[s2])
+    tr = Transition(
+        obs=eye[s],
+        action=a.astype(np.int32),
+        reward=np.zeros(6, np.float32),
+        terminated=z,
+        truncated=z,
+        next_obs=eye[s2],
+    )
     P = np.zeros((3, 3))
     for x, x2 in zip(s, s2, strict=True):
         P[x, x2] += 0.5  # uniform-random policy

@@ -50,16 +50,23 @@ def test_nstep_sampling_cuts_at_episode_ends():
     obs = jnp.arange(n_rows, dtype=jnp.float32)[:, None, None]
     term = jnp.zeros((n_rows, 1), bool).at[2, 0].set(True)
     trunc = jnp.zeros((n_rows, 1), bool).at[5, 0].set(True)
-    ex = Transition(obs[0], jnp.zeros(1, jnp.int32), jnp.zeros(1), term[0], trunc[0], obs[0])
+    ex = Transition(
+        obs=obs[0],
+        action=jnp.zeros(1, jnp.int32),
+        reward=jnp.zeros(1),
+        terminated=term[0],
+        truncated=trunc[0],
+        next_obs=obs[0],
+    )
     buf = replay_init(ex, n_rows)
     for t in range(n_rows):
         tr = Transition(
-            obs[t],
-            jnp.full(1, t, jnp.int32),
-            jnp.full(1, t + 1.0),
-            term[t],
-            trunc[t],
-            obs[t] + 100.0,
+            obs=obs[t],
+            action=jnp.full(1, t, jnp.int32),
+            reward=jnp.full(1, t + 1.0),
+            terminated=term[t],
+            truncated=trunc[t],
+            next_obs=obs[t] + 100.0,
         )
         buf = replay_add(buf, tr)
     tr, disc = replay_sample(buf, jax.random.PRNGKey(0), 256, 3, gamma)
@@ -84,12 +91,12 @@ def test_one_step_sampling_returns_stored_transitions():
     """The n=1 fast path: reward, next_obs and discount = gamma * (1 - terminated)."""
     rows = 6
     ex = Transition(
-        jnp.zeros((2, 1)),
-        jnp.zeros(2, jnp.int32),
-        jnp.zeros(2),
-        jnp.zeros(2, bool),
-        jnp.zeros(2, bool),
-        jnp.zeros((2, 1)),
+        obs=jnp.zeros((2, 1)),
+        action=jnp.zeros(2, jnp.int32),
+        reward=jnp.zeros(2),
+        terminated=jnp.zeros(2, bool),
+        truncated=jnp.zeros(2, bool),
+        next_obs=jnp.zeros((2, 1)),
     )
     buf = replay_init(ex, rows)
     for t in range(rows):
@@ -97,12 +104,12 @@ def test_one_step_sampling_returns_stored_transitions():
         buf = replay_add(
             buf,
             Transition(
-                jnp.full((2, 1), t, jnp.float32),
-                jnp.array([t, 10 + t], jnp.int32),
-                jnp.full(2, t + 0.5),
-                term,
-                jnp.zeros(2, bool),
-                jnp.full((2, 1), t + 100.0),
+                obs=jnp.full((2, 1), t, jnp.float32),
+                action=jnp.array([t, 10 + t], jnp.int32),
+                reward=jnp.full(2, t + 0.5),
+                terminated=term,
+                truncated=jnp.zeros(2, bool),
+                next_obs=jnp.full((2, 1), t + 100.0),
             ),
         )
     tr, disc = replay_sample(buf, jax.random.PRNGKey(3), 64, 1, 0.9)

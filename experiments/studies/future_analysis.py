@@ -48,7 +48,14 @@ def heldout_loss_fn(agent, env, head, steps: int):
             k_act, k_env = jax.random.split(k)
             a, carry_out, out = agent.act(params, obs, carry, first, k_act)
             env_state, ts = env.step(env_state, a, k_env)
-            tr = Transition(obs, a, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"])
+            tr = Transition(
+                obs=obs,
+                action=a,
+                reward=ts.reward,
+                terminated=ts.terminated,
+                truncated=ts.truncated,
+                next_obs=ts.extras["next_obs"],
+            )
             return (env_state, ts.obs, carry_out, ts.done), (tr, out)
 
         init = (env_state, ts.obs, carry0, jnp.ones(n, bool))

@@ -58,7 +58,14 @@ def collect(path: str, num: int, seed: int = 0) -> None:
         k_a, k_e = jax.random.split(k)
         a = jax.random.randint(k_a, (n_envs,), 0, 4)
         st, ts = env.step(st, a, k_e)
-        tr = Transition(obs, a, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"])
+        tr = Transition(
+            obs=obs,
+            action=a,
+            reward=ts.reward,
+            terminated=ts.terminated,
+            truncated=ts.truncated,
+            next_obs=ts.extras["next_obs"],
+        )
         return (st, ts.obs), tr
 
     k0, k1 = jax.random.split(jax.random.PRNGKey(seed))
