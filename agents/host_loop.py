@@ -139,14 +139,14 @@ class HostPPO:
 
         def learn(state, roll):
             tr = Transition(
-                roll["obs"],
-                roll["action"],
-                roll["reward"],
-                roll["terminated"],
-                roll["truncated"],
-                roll["next_obs"],
+                obs=roll["obs"],
+                action=roll["action"],
+                reward=roll["reward"],
+                terminated=roll["terminated"],
+                truncated=roll["truncated"],
+                next_obs=roll["next_obs"],
                 # the agent's reward module (reward=blend) reads r_aux/<source> in its update
-                roll["aux"] if agent.reward is not None else {},
+                extras=roll["aux"] if agent.reward is not None else {},
             )
             # Values (and bootstrap values) under the learner's params, not the actor's: with
             # overlap the actor's are one or two updates stale, and PPO's clipped value loss
@@ -481,7 +481,13 @@ class HostDQN:
 
         def observe(state, obs, action, ts, extras, table):
             tr = Transition(
-                obs, action, ts.reward, ts.terminated, ts.truncated, ts.extras["next_obs"], extras
+                obs=obs,
+                action=action,
+                reward=ts.reward,
+                terminated=ts.terminated,
+                truncated=ts.truncated,
+                next_obs=ts.extras["next_obs"],
+                extras=extras,
             )
             if table is not None:
                 state = state.replace(aux_table=table)
@@ -622,7 +628,14 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
     module = reward_class(name)(cfg.reward, cfg.agent.gamma)
 
     def reward_fn(roll: HostRollout) -> np.ndarray:
-        tr = Transition(None, roll.action, roll.reward, roll.terminated, roll.truncated, None)
+        tr = Transition(
+            obs=None,
+            action=roll.action,
+            reward=roll.reward,
+            terminated=roll.terminated,
+            truncated=roll.truncated,
+            next_obs=None,
+        )
         r, _ = module.reward({}, tr.replace(extras=roll.aux))
         return np.asarray(r, np.float32)
 

@@ -50,13 +50,13 @@ class EnvSpec:
     obs_parts: str = struct.field(pytree_node=False, default="")
 
 
-@struct.dataclass
+@struct.dataclass(kw_only=True)
 class Transition:
     """One step of experience, batched: what learners and auxiliary heads consume.
 
     `next_obs` is the true successor (never an auto-reset observation); `terminated` cuts the
-    bootstrap, `truncated` does not. Build it with keywords: two bool fields side by side
-    (`terminated`, `truncated`) swap silently when passed by position.
+    bootstrap, `truncated` does not. Keyword-only: two bool fields side by side (`terminated`,
+    `truncated`) would swap silently if passed by position.
     """
 
     obs: Array
