@@ -17,9 +17,8 @@ import optax
 from flax import struct
 
 from rl_aux.agent import register_agent
-from rl_aux.balance import BalancerConfig
+from rl_aux.balancers import BalancerConfig
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
-from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite
 from rl_aux.learner import (
@@ -41,6 +40,7 @@ from rl_aux.learner import (
 )
 from rl_aux.networks.network import NetworkConfig, make_network
 from rl_aux.replay import replay_functions
+from rl_aux.typed_config import ConfigError, spec
 from rl_aux.types import Transition
 
 

@@ -600,8 +600,8 @@ def source_host_keys(reward_name: str, sources: tuple = ()) -> tuple:
 
 def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
     """The host source and `reward_fn` of `cfg.reward` (the reward module, applied on host)."""
-    from rl_aux.configs import ConfigError
     from rl_aux.rewards import reward_class
+    from rl_aux.typed_config import ConfigError
 
     name = cfg.reward_name
     if name not in HOST_REWARDS:
@@ -646,8 +646,8 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
 def run_host(cfg, env, agent, quiet: bool = False, resolved: dict | None = None) -> dict:
     """`rl-aux train` for host-stepped envs: seeds one after another, in the shared run loop
     (rl_aux/run_loop.py): run store, status, checkpoints and resume as on the jitted path."""
-    from rl_aux.logging import scrub_secrets
     from rl_aux.run_loop import RunLoop, RunPlan, return_summary
+    from rl_aux.run_store import scrub_secrets
 
     if cfg.grid:
         raise ValueError("grid.* is not supported on host-stepped envs (nethack/*, minihack/*)")

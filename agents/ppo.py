@@ -4,7 +4,7 @@
 inside one `lax.scan`; the trainer vmaps it over seeds and hyperparameter grid points.
 Recurrent networks use truncated BPTT over the rollout (no burn-in), minibatching over envs.
 An optional reward module (`reward=...`, rl_aux/rewards) sets the reward and discount each
-update optimises, through `agents/reward_hook.py`; without one the env reward is used as is.
+update optimises, through `rl_aux/rewards/hook.py`; without one the env reward is used as is.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from agents.reward_hook import RewardHook
 from rl_aux.agent import register_agent
-from rl_aux.balance import BalancerConfig
+from rl_aux.balancers import BalancerConfig
 from rl_aux.clipping import CLIP_SCOPES, ClipGroups
-from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead
 from rl_aux.heads.suite import HeadSuite
 from rl_aux.learner import (
@@ -42,7 +40,9 @@ from rl_aux.learner import (
     set_lr,
 )
 from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry, unroll
+from rl_aux.rewards.hook import RewardHook
 from rl_aux.rl_math import gae
+from rl_aux.typed_config import ConfigError, spec
 from rl_aux.types import Rollout, Transition
 
 
@@ -59,7 +59,7 @@ class PPOConfig:
     clip_eps: float = spec(0.2, gt=0.0)
     ent_coef: float = spec(0.01, ge=0.0)
     # Entropy coefficient at the last update, reached linearly from ent_coef (None: constant;
-    # the bilevel inner loss of agents/reward_hook.py keeps ent_coef).
+    # the bilevel inner loss of rl_aux/rewards/hook.py keeps ent_coef).
     ent_coef_end: float | None = spec(None, ge=0.0)
     vf_coef: float = spec(0.5, ge=0.0)
     max_grad_norm: float = spec(0.5, gt=0.0, grid=False)  # static in the optimiser's clip
@@ -127,7 +127,7 @@ class PPOState:
     key: chex.PRNGKey
     update: chex.Array  # number of updates done
     hparams: dict  # vmappable floats: lr, aux weights, and any grid.<field> (rl_aux/learner.hp)
-    reward: Any = None  # the reward module's learned state (agents/reward_hook.py), or None
+    reward: Any = None  # the reward module's learned state (rl_aux/rewards/hook.py), or None
 
 
 @register_agent("ppo")

@@ -27,12 +27,12 @@ from flax import struct
 
 from agents.dqn import DQN, DQNConfig
 from rl_aux.agent import register_agent
-from rl_aux.configs import ConfigError, spec
 from rl_aux.dataset import load_transitions
 from rl_aux.heads.base import HeadInputs
 from rl_aux.heads.pvn import PVNConfig, PVNHead
 from rl_aux.learner import apply_gradients, target_update
 from rl_aux.networks.network import NetworkConfig, make_network
+from rl_aux.typed_config import ConfigError, spec
 from rl_aux.types import EnvSpec, Transition
 
 PARAMS_FILE = "pvn_params.msgpack"
@@ -282,8 +282,8 @@ def run_pretrain(cfg, quiet: bool = False, resolved: dict | None = None) -> dict
 
     Chunks of `logger.log_interval` gradient steps in the shared run loop (rl_aux/run_loop.py):
     the same run store, checkpoints and resume as every other run."""
-    from rl_aux.logging import say, scrub_secrets
     from rl_aux.run_loop import Chunk, RunLoop, RunPlan
+    from rl_aux.run_store import say, scrub_secrets
 
     pre, data, meta, spec_ = pretrainer(cfg)
     seeds = [cfg.seed + s for s in range(cfg.num_seeds)]

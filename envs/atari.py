@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rl_aux.configs import from_dict, spec
+from rl_aux.typed_config import from_dict, spec
 from rl_aux.types import EnvSpec, PRNGKey, TimeStep
 
 INSTALL_HINT = "pip install 'rl-aux[atari]' (it installs ale-py >= 0.12 with its ROMs)"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rl_aux.configs import ConfigError
 from rl_aux.registry import Registry, origin_of
+from rl_aux.typed_config import ConfigError
 
 
 class EnvFamily:

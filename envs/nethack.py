@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rl_aux.configs import ConfigError, from_dict, spec
+from rl_aux.typed_config import ConfigError, from_dict, spec
 from rl_aux.types import EnvSpec, TimeStep
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nle_worker.py")

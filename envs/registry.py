@@ -20,7 +20,7 @@ from envs.jax_envs import GYMNAX_DISCRETE, GymnaxEnv
 from envs.memory import NAMES as MEMORY_NAMES
 from envs.memory import make_memory_env
 from envs.nethack import NetHackOptions, NLEVecEnv, nethack_tasks, parse_options
-from rl_aux.configs import ConfigError, to_dict
+from rl_aux.typed_config import ConfigError, to_dict
 
 
 @register_env_family("gymnax")

@@ -76,14 +76,14 @@ def train_main(argv: list[str]) -> int:
     if err:
         print(f"rl-aux train: {err}", file=sys.stderr)
         return 2
-    from experiments.config import ConfigError, check_run_dir, load_config
+    from experiments.compose import ConfigError, check_run_dir, load_config
 
     try:
         cfg = load_config(argv)
         if show:
             import yaml
 
-            from rl_aux.logging import scrub_secrets
+            from rl_aux.run_store import scrub_secrets
 
             print(yaml.safe_dump(scrub_secrets(cfg.to_yaml_dict()), sort_keys=False), end="")
             return 0

@@ -78,7 +78,7 @@ def _type_name(tp: Any) -> str:
 def describe_fields(cls: type, prefix: str) -> list[str]:
     """One line per field of dataclass `cls` (nested dataclasses expanded): path, type,
     default, accepted values, doc."""
-    from rl_aux.configs import accepted_text
+    from rl_aux.typed_config import accepted_text
 
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
@@ -134,16 +134,16 @@ def list_group(group: str) -> str:
 
 def describe_section(section: str) -> list[str]:
     """The fields of a top-level section (eval, logger, ...) or of the top level (train)."""
-    from experiments import config
+    from experiments import compose
 
     if section == "train":
         return [f"  {k:18} {d:24} {c}".rstrip() for k, d, c in catalog.top_level_keys()]
     cls = {
-        "eval": config.EvalConfig,
-        "logger": config.LoggerConfig,
-        "checkpoint": config.CheckpointConfig,
-        "distributed": config.DistributedConfig,
-        "llm": config.LLMConfig,
+        "eval": compose.EvalConfig,
+        "logger": compose.LoggerConfig,
+        "checkpoint": compose.CheckpointConfig,
+        "distributed": compose.DistributedConfig,
+        "llm": compose.LLMConfig,
     }[section]
     doc = _doc_line(cls)
     fields = describe_fields(cls, f"{section}.")
@@ -152,8 +152,8 @@ def describe_section(section: str) -> list[str]:
 
 def describe_option(group: str, name: str) -> list[str]:
     """One option of a group: its doc line and fields (imports its module)."""
-    from experiments.config import registered_heads
-    from rl_aux.configs import unknown_name_message
+    from experiments.compose import registered_heads
+    from rl_aux.typed_config import unknown_name_message
 
     def unknown(names: list[str], what: str) -> DescribeError:
         cmd = f"rl-aux describe {group}"
@@ -239,7 +239,7 @@ def describe(args: list[str]) -> str:
     plugins = [a for a in args if a.startswith("plugins=")]
     args = [a for a in args if not a.startswith("plugins=")]
     if plugins:  # only then the heavy import: listings stay jax-free
-        from experiments.config import import_plugins
+        from experiments.compose import import_plugins
 
         import_plugins(plugins)
     if not args:
@@ -278,7 +278,7 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         text = describe(argv)
-    except (DescribeError, ValueError) as e:  # ValueError: rl_aux.configs.ConfigError
+    except (DescribeError, ValueError) as e:  # ValueError: rl_aux.typed_config.ConfigError
         print(f"rl-aux describe: {e}", file=sys.stderr)
         return 2
     try:

@@ -126,7 +126,7 @@ def load_run_config(run_dir: str):
     """The run's TrainConfig from its config.yaml (plugins it names imported first)."""
     import yaml
 
-    from experiments.config import ConfigError, build, import_plugin
+    from experiments.compose import ConfigError, build, import_plugin
 
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isdir(run_dir):

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 
-from experiments.config import (
+from experiments.compose import (
     CONFIG_DIR,
     ConfigError,
     check_override_syntax,
@@ -91,7 +91,7 @@ def check_sweep_values(argv: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     parsed = OverridesParser.create().parse_overrides(
         [o for o in argv if not o.startswith(("-", "hydra"))]

@@ -25,14 +25,12 @@ from agents.registry import agent_class, is_offline
 from envs import make_env
 from envs.registry import env_family
 from experiments import doc_test
-from experiments.config import TEXT_REWARDS, TrainConfig, flatten_dict
+from experiments.compose import TEXT_REWARDS, TrainConfig, flatten_dict
 from experiments.hp_labels import flat_hparams, grid_labels
-from rl_aux.configs import ConfigError
 from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.learner import learned_mean
-from rl_aux.logging import say, scrub_secrets
 from rl_aux.rewards import reward_class
 from rl_aux.run_loop import (
     WALL_CLOCK_COLUMNS,
@@ -42,6 +40,7 @@ from rl_aux.run_loop import (
     already_finished,
     return_summary,
 )
+from rl_aux.run_store import say, scrub_secrets
 from rl_aux.sharding import (
     AXIS,
     maybe_initialize_distributed,
@@ -51,6 +50,7 @@ from rl_aux.sharding import (
     specs,
     to_host,
 )
+from rl_aux.typed_config import ConfigError
 from rl_aux.vectorize import batch_runs, vmapped_chunk, vmapped_init
 
 
@@ -68,7 +68,7 @@ def build_agent(cfg: TrainConfig):
         options["host_keys"] = keys + tuple(k for k in need if k not in keys)
     env = make_env(cfg.env.name, cfg.agent.num_envs, options, seed=cfg.seed)
     heads = [head_class(name)(hcfg, env.spec) for name, hcfg in cfg.heads.items()]
-    kw = {}  # JAX envs: the learner applies the reward module (agents/reward_hook.py)
+    kw = {}  # JAX envs: the learner applies the reward module (rl_aux/rewards/hook.py)
     host = getattr(env, "host_stepped", False)  # host loops apply text rewards themselves
     if cfg.reward_name != "env" and (not host or cfg.reward_name == "blend"):
         kw["reward"] = reward_class(cfg.reward_name)(cfg.reward, cfg.agent.gamma)
@@ -567,7 +567,7 @@ def _format_summary(cfg: TrainConfig, summary: dict, hps: list[dict]) -> str:
 
 def run_experiment(cfg: TrainConfig, overrides: list[str], quiet: bool = False) -> list[dict]:
     """Run cfg, or each of its variants (into run_dir/<label>), then plot if asked."""
-    from experiments.config import gradient_batch, load_config, torso_name
+    from experiments.compose import gradient_batch, load_config, torso_name
 
     text_obs = env_family(cfg.env.name).text_observations
     blend_ok = cfg.reward_name == "blend" and cfg.agent_name == "ppo"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from rl_aux.configs import ConfigError
+from rl_aux.typed_config import ConfigError
 
 ENV_VAR = "PJRT_NPROC"
 PARALLEL_BATCH = 512  # samples per gradient step from which an MLP gains from every core

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balance import Balancer, balanced_grads, make_balancer
+from rl_aux.balancers import Balancer, balanced_grads, make_balancer
 from rl_aux.clipping import NO_GROUPS, ClipGroups, clip_transform, resolve_scope
 from rl_aux.heads.suite import HeadSuite, ema_update
 from rl_aux.types import Array, Params, PRNGKey, Transition

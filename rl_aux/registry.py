@@ -5,7 +5,7 @@ when its module is imported, which `plugins=[pkg.mod]` or `plugins=[path/to/file
 before the config is composed. `get` of an unknown name raises `UnknownName`, a ConfigError
 (so the CLI exits 2) that is also a KeyError, naming the field, the value and the accepted names.
 
-This module imports only rl_aux.configs, so env families (envs/) can register here too.
+This module imports only rl_aux.typed_config, so env families (envs/) can register here too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from rl_aux.configs import ConfigError, unknown_name_message
+from rl_aux.typed_config import ConfigError, unknown_name_message
 
 T = TypeVar("T")
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from rl_aux.checkpoint import Checkpointer
-from rl_aux.logging import RunStore, run_status, say
+from rl_aux.run_store import RunStore, run_status, say
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WALL_CLOCK_COLUMNS = ("charts/sps", "time/elapsed_s")  # the only non-deterministic columns

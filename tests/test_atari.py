@@ -114,7 +114,7 @@ def test_bad_game_lists_close_matches_and_exits_2():
 
 
 def test_missing_extra_says_what_to_install(monkeypatch):
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     monkeypatch.setitem(sys.modules, "ale_py", None)  # import ale_py -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'rl-aux\[atari\]'"):
@@ -122,14 +122,14 @@ def test_missing_extra_says_what_to_install(monkeypatch):
 
 
 def test_bad_protocol_option_names_the_field():
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"env.options.sticky_actions=2.0 is out of range"):
         load_config(["env=atari/Breakout", "env.options.sticky_actions=2.0"])
 
 
 def test_run_batching_map_refuses_host_emulators(tmp_path):
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     over = ["experiment=atari_dqn", "num_seeds=2", "run_batching=map", f"run_dir={tmp_path}"]

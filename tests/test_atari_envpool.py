@@ -90,7 +90,7 @@ def test_bad_backend_exits_2_naming_field_and_choices():
 
 
 def test_missing_envpool_says_what_to_install(monkeypatch):
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     monkeypatch.setitem(sys.modules, "envpool", None)  # import envpool -> ImportError
     with pytest.raises(ConfigError, match=r"needs envpool: pip install 'rl-aux\[atari\]'"):

@@ -55,7 +55,7 @@ CASES = {
 def test_breakout_100k_beats_random_in_both_seeds(agent, tmp_path):
     import csv
 
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     cfg = load_config([*CASES[agent], *COMMON, f"run_dir={tmp_path / agent}"])

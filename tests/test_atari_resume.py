@@ -95,7 +95,7 @@ def test_stopped_dqn_run_resumes_to_the_same_metrics(tmp_path, monkeypatch):
     """DQN, 2 vmapped seeds: stopped right after its step-256 checkpoint (fresh emulators on
     resume, as after a kill), the resumed run's rows equal the uninterrupted run's."""
     import rl_aux.checkpoint as ckpt
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     over = [*DQN, *COMMON, "total_timesteps=512", "num_seeds=2"]
@@ -127,7 +127,7 @@ def test_stopped_dqn_run_resumes_to_the_same_metrics(tmp_path, monkeypatch):
 def test_killed_run_with_seeds_and_grid_resumes_to_the_same_metrics(agent, tmp_path):
     """A real process (2 seeds x 2 grid points: 8 emulators) SIGKILLed after a checkpoint
     and resumed writes the uninterrupted run's rows."""
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     over = [

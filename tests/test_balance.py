@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.balance import balanced_grads, bloop, weighted_sum
+from rl_aux.balancers import balanced_grads, bloop, weighted_sum
 
 
 def _losses(p):

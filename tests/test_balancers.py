@@ -123,7 +123,7 @@ def test_gradnorm_step_downweights_the_large_gradient_and_renormalises():
 
 
 def test_gradnorm_runs_in_jitted_ppo_cartpole_with_two_heads():
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 

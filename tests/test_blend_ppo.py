@@ -1,4 +1,4 @@
-"""`reward=blend` in PPO (agents/reward_hook.py): reward=env unchanged, the blend's r and gamma
+"""`reward=blend` in PPO (rl_aux/rewards/hook.py): reward=env unchanged, the blend's r and gamma
 reach the PPO loss (against a hand computation), its config errors, and the CLI path."""
 
 import dataclasses
@@ -10,7 +10,7 @@ import pytest
 
 from agents.ppo import PPO, PPOConfig
 from envs import make_env
-from experiments.config import ConfigError, load_config
+from experiments.compose import ConfigError, load_config
 from experiments.train import build_agent
 from rl_aux.networks.network import NetworkConfig
 from rl_aux.rewards import reward_class

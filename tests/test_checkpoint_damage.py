@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import WALL_CLOCK_COLUMNS, run
 from rl_aux.checkpoint import MANIFEST, Checkpointer
 

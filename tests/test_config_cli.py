@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from experiments.cli import main
-from experiments.config import ConfigError, load_config
+from experiments.compose import ConfigError, load_config
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from rl_aux.configs import ConfigError
 from rl_aux.cpu_threads import PARALLEL_BATCH, resolve_cpu_threads
+from rl_aux.typed_config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,7 +23,7 @@ def test_auto_is_one_thread_for_mlp_and_all_cores_for_cnns():
 def test_auto_gives_large_mlp_gradient_batches_every_core():
     """PPO on MinAtar (MLP, 1,024 samples per minibatch) gains from the second core; CartPole's
     128 do not: the pool follows the work of one gradient step, not the torso's name."""
-    from experiments.config import gradient_batch, load_config, torso_name
+    from experiments.compose import gradient_batch, load_config, torso_name
 
     def auto(experiment: str) -> int | None:
         agent = load_config([f"experiment={experiment}"]).agent
@@ -43,7 +43,7 @@ def test_bad_values_name_the_field_and_the_accepted_values(bad):
 
 
 def test_config_rejects_bad_cpu_threads():
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     with pytest.raises(ConfigError, match="cpu_threads"):
         load_config(["experiment=ppo_cartpole", "cpu_threads=zero"])
@@ -59,7 +59,7 @@ for pkg in (rl_aux, agents, envs, experiments):
             continue
         importlib.import_module(m.name)
 assert not xb.backends_are_initialized(), "importing the package started the jax backend"
-from experiments.config import load_config, torso_name
+from experiments.compose import load_config, torso_name
 from rl_aux.cpu_threads import configure_cpu_threads
 cfg = load_config(["experiment=ppo_cartpole"])
 assert not xb.backends_are_initialized(), "load_config started the jax backend"

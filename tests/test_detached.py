@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import build_agent
 from rl_aux.heads.base import registered_heads
 

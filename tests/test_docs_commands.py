@@ -276,7 +276,7 @@ def _config_check(c: Command) -> None:
     args = shlex.split(c.text, comments=True)
     if args[:2] != ["rl-aux", "train"]:
         return
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     try:
         load_config(args[2:])

@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import optax
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import build_agent
-from rl_aux.balance import balanced_grads
+from rl_aux.balancers import balanced_grads
 from rl_aux.types import Transition
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import absent_metrics, build_agent, grid_points, learned_updates, run
 from rl_aux.learner import learned_mean
 from rl_aux.vectorize import vmapped_chunk, vmapped_init

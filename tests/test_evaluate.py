@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from experiments.cli import main
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.evaluate import MINATAR_COLOURS, minatar_frame, video_frames, write_gif
 from experiments.train import run
 

@@ -58,7 +58,7 @@ def test_bad_fsgrid_obs_option_names_the_field_and_the_choices():
     import pytest
 
     from envs.registry import check_env_options
-    from rl_aux.configs import ConfigError
+    from rl_aux.typed_config import ConfigError
 
     with pytest.raises(ConfigError, match=r"env.options.obs='pixels'.*onehot, grid"):
         check_env_options("fsgrid/Open8x8", {"obs": "pixels"})

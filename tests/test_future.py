@@ -12,11 +12,11 @@ from agents.ppo import PPO, Batch, PPOConfig
 from envs import make_env
 from envs.core import JaxVecEnv
 from envs.memory import PassiveTMaze, make_memory_env
-from rl_aux.configs import ConfigError
 from rl_aux.heads.base import HeadInputs
 from rl_aux.heads.future import FutureConfig, FuturePrediction, future_targets, parse_parts
 from rl_aux.networks.network import NetworkConfig
 from rl_aux.rl_math import gae
+from rl_aux.typed_config import ConfigError
 
 
 def _roll(env, steps, actions, seed=0):

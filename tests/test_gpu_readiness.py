@@ -65,7 +65,7 @@ def test_cpu_workarounds_still_apply_on_cpu(fresh_backend, monkeypatch):
 
 
 def test_run_batching_defaults_to_vmap_everywhere():
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     assert load_config(["experiment=ppo_cartpole"]).run_batching == "vmap"
 
@@ -75,7 +75,7 @@ CALLBACK = re.compile(r"custom_call\s*@(\w*callback\w*)|call_target_name\s*=\s*\
 
 @pytest.mark.parametrize("experiment", ["ppo_cartpole", "dqn_cartpole"])
 def test_plain_chunk_has_no_host_callback_and_no_float64(experiment):
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 

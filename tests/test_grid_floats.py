@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from agents.registry import agent_class
-from experiments.config import ConfigError, grid_fields, load_config
+from experiments.compose import ConfigError, grid_fields, load_config
 from experiments.train import build_agent, grid_points, run
 from rl_aux import learner as learner_lib
 from tests.golden.runner import deterministic

@@ -30,7 +30,7 @@ def test_docs_show_exactly_this_head():
 
 @pytest.mark.parametrize("agent,steps", [("ppo", 40_000), ("dqn", 30_000)])
 def test_new_head_trains_with_each_learner(tmp_path, monkeypatch, agent, steps):
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     monkeypatch.syspath_prepend(ROOT)  # `examples` is importable from the repository root

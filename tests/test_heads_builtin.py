@@ -43,7 +43,7 @@ def test_every_head_module_in_the_package_is_registered_without_plugins():
 
 
 def test_next_obs_and_noise_target_compose_without_a_plugin_path(tmp_path):
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     cfg = load_config(
         [

@@ -14,7 +14,7 @@ pytest.importorskip("minihack")
 
 import jax  # noqa: E402
 
-from rl_aux.configs import ConfigError  # noqa: E402
+from rl_aux.typed_config import ConfigError  # noqa: E402
 
 KEYROOM = "minihack/KeyRoom-Fixed-S5-v0"
 TINY = [
@@ -63,7 +63,7 @@ def test_keyroom_oracle_labels_a_scripted_success_once_each_in_order():
 
 def test_oracle_reward_reaches_the_learner_and_env_reward_is_kept():
     from agents.host_loop import HostPPO, host_reward
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     cfg = load_config([*TINY, "reward=keyroom_oracle", "reward.beta=0.5"])
@@ -95,7 +95,7 @@ def test_source_ids_do_not_depend_on_the_caption_batch(tmp_path):
     """Captioning k vector steps per call gives the caption ids of one call per step (k=5
     leaves a remainder of the 16-step rollout to flush)."""
     from agents.host_loop import HostPPO, host_reward
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     ids = {}
@@ -118,7 +118,7 @@ def test_source_ids_do_not_depend_on_the_caption_batch(tmp_path):
 
 
 def test_reward_config_errors():
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     with pytest.raises(ConfigError, match="reward=keyroom_oracle reads NLE/MiniHack"):
         load_config(["reward=keyroom_oracle"])
@@ -145,7 +145,7 @@ def test_ellm_reward_trains_through_the_cli(tmp_path):
 def test_blend_of_a_host_source_runs_inside_the_host_ppo_update():
     """reward=blend reward.sources=[oracle] on KeyRoom: r_aux reaches PPO's update, phi moves."""
     from agents.host_loop import HostPPO, host_reward
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     cfg = load_config([*TINY, "reward=blend", "reward.sources=[oracle]"])

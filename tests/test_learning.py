@@ -8,7 +8,7 @@ experiments/configs/experiment/ppo_cartpole.yaml). DQN: greedy evaluation return
 
 import pytest
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import run
 
 

@@ -123,7 +123,7 @@ def test_table_pays_first_completion_per_episode():
 
 
 def test_reward_config_group_and_errors():
-    from experiments.config import ConfigError, compose, load_config
+    from experiments.compose import ConfigError, compose, load_config
 
     d = compose(["reward=ellm", "reward.beta=0.2", "llm.mode=off"])
     assert d["reward"]["name"] == "ellm" and d["reward"]["beta"] == 0.2
@@ -150,9 +150,9 @@ def test_parse_subgoals_keeps_ids_usable():
 def test_config_subgoals_carry_evidence_hints():
     """reward.evidence_hints and reward.subgoal_ids reach the judge's prompt, one per subgoal; a
     count mismatch is a ConfigError naming both fields."""
-    from rl_aux.configs import ConfigError
     from rl_aux.llm.prompts import judge_transition
     from rl_aux.llm.shaper import subgoals_from_text
+    from rl_aux.typed_config import ConfigError
 
     goals = subgoals_from_text(["pick up the key", "go down"], ["a key enters the inventory", ""])
     assert [(g.id, g.evidence_hint) for g in goals] == [
@@ -174,7 +174,7 @@ def test_keyroom_experiment_arms_validate():
     import os
 
     from experiments.bench.llm import JUDGE_CACHE, judge_overrides
-    from experiments.config import compose, load_config
+    from experiments.compose import compose, load_config
 
     arms = compose(["experiment=llm_keyroom_ppo"])["variants"]
     assert set(arms) == {"sparse", "ellm", "judge", "oracle", "blend", "blend_nobias"}

@@ -11,9 +11,9 @@ from llm_fixtures import batch, obs
 
 from rl_aux.llm.cache import LLMCache
 from rl_aux.llm.client import ChatClient, ClientConfig, EndpointError
-from rl_aux.llm.config import LLMConfig
 from rl_aux.llm.judge import LLMJudge
 from rl_aux.llm.prompts import Subgoal
+from rl_aux.llm.settings import LLMConfig
 from rl_aux.llm.stub_server import StubServer
 from rl_aux.rewards.subgoal import SubgoalRewardConfig
 
@@ -94,9 +94,9 @@ def test_record_mode_raises_when_down(tmp_path):
 def test_shaper_end_to_end_and_no_secret_in_run_dir(server, tmp_path, monkeypatch):
     import dataclasses
 
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from rl_aux.llm.shaper import SubgoalShaper
-    from rl_aux.logging import RunStore
+    from rl_aux.run_store import RunStore
 
     monkeypatch.setenv("RL_AUX_LLM_API_KEY", SECRET)
     run_dir = tmp_path / "runs" / "llm" / "subgoal"

@@ -142,7 +142,7 @@ def test_every_env_option_is_a_config_key():
     import dataclasses
 
     from envs.nethack import NetHackOptions
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     names = [f.name for f in dataclasses.fields(NetHackOptions)]
     cfg = load_config([f"env={ROOM}", "env.options.step_timeout=30", "env.options.standby=false"])
@@ -203,7 +203,7 @@ def test_crop_conv_layers(torso, crop_layers, convs):
 
 
 def _smoke_agent(overrides):
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     return build_agent(load_config(overrides))

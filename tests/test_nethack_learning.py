@@ -11,7 +11,7 @@ pytest.importorskip("minihack")
 def test_recurrent_ppo_solves_minihack_room_5x5(tmp_path):
     """experiment=minihack_ppo, alternating (overlap=false), 32k steps: measured last-10%
     returns 0.99 / see docs/nethack.md for all seeds; the max is 1.0, the bar 0.9."""
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     cfg = load_config(

@@ -16,7 +16,7 @@ CAPPED = os.path.join(PLUGINS, "capped_aux.py")
 
 
 def _train(tmp_path, overrides: list[str]) -> pd.DataFrame:
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import run
 
     run_dir = str(tmp_path / "run")
@@ -48,7 +48,7 @@ def test_env_family_plugin_trains_and_takes_its_options(tmp_path):
 
 
 def test_env_family_plugin_options_are_validated():
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"env.options.slip=2.0 is out of range.*<= 1.0"):
         load_config([f"plugins=[{CHAIN}]", "env=chain/Chain5", "env.options.slip=2"])
@@ -77,7 +77,7 @@ def test_learner_plugin_trains_with_its_config(tmp_path):
 
 
 def test_learner_plugin_config_is_validated():
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     with pytest.raises(ConfigError, match=r"agent.num_steps=0 is out of range"):
         load_config([f"plugins=[{A2C}]", "agent=a2c", "agent.num_steps=0"])
@@ -86,7 +86,7 @@ def test_learner_plugin_config_is_validated():
 def test_balancer_plugin_caps_the_aux_gradient():
     import jax.numpy as jnp
 
-    from experiments.config import import_plugin
+    from experiments.compose import import_plugin
     from rl_aux.balancers import balancer_config, make_balancer
 
     import_plugin(CAPPED)
@@ -117,7 +117,7 @@ def test_balancer_plugin_trains_with_its_option(tmp_path):
 
 
 def test_balancer_plugin_options_are_validated():
-    from experiments.config import ConfigError, load_config
+    from experiments.compose import ConfigError, load_config
 
     base = [f"plugins=[{CAPPED}]", "head=reward_pred", "agent.balancer=capped_aux"]
     with pytest.raises(ConfigError, match=r"agent.balancer.max_ratio=0.0 is out of range"):

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import pandas as pd
 import pytest
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import build_agent, run
-from rl_aux.configs import ConfigError
+from rl_aux.typed_config import ConfigError
 
 
 def _agent(*overrides):

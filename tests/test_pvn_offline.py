@@ -91,7 +91,7 @@ def test_pretrain_cli_then_linear_eval_frozen(tmp_path):
     )
     assert rc == 0
     from agents.pvn import PVNLinearEval
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent, stack_hparams
     from rl_aux.vectorize import vmapped_chunk, vmapped_init
 

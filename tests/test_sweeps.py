@@ -20,12 +20,12 @@ import pytest
 import yaml
 
 from experiments.cli import plot_main
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import run, run_experiment
-from rl_aux.configs import spec
 from rl_aux.heads import AuxHead, HeadConfig, HeadInputs, register_head
-from rl_aux.logging import run_status
 from rl_aux.run_loop import NonFiniteLoss
+from rl_aux.run_store import run_status
+from rl_aux.typed_config import spec
 
 TINY = ["logger.progress=false", "eval.episodes=2"]
 

@@ -5,7 +5,7 @@ import os
 import pandas as pd
 import pytest
 
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import WALL_CLOCK_COLUMNS, run
 from tests.kill_resume import assert_same_rows, kill_once_checkpointed
 

@@ -16,9 +16,9 @@ import optax
 from flax import struct
 
 from rl_aux.agent import register_agent
-from rl_aux.configs import ConfigError, spec
 from rl_aux.learner import episode_metrics, make_optimizer, set_lr
 from rl_aux.networks.network import NetworkConfig, make_network
+from rl_aux.typed_config import ConfigError, spec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import optax
 
 from rl_aux.balancers import Balancer, BalancerConfig, register_balancer
 from rl_aux.balancers.core import tree_vdot
-from rl_aux.configs import spec
+from rl_aux.typed_config import spec
 
 
 @dataclasses.dataclass(frozen=True)

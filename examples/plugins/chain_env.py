@@ -13,7 +13,7 @@ from flax import struct
 
 from envs.core import JaxVecEnv
 from envs.family import EnvFamily, register_env_family
-from rl_aux.configs import from_dict, spec, to_dict
+from rl_aux.typed_config import from_dict, spec, to_dict
 from rl_aux.types import EnvSpec
 
 LENGTHS = (5, 8, 16)

@@ -10,9 +10,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import optax
 
-from rl_aux.configs import spec
 from rl_aux.heads import AuxHead, HeadConfig, HeadInputs, register_head
 from rl_aux.heads.base import masked_mean
+from rl_aux.typed_config import spec
 
 
 @dataclasses.dataclass(frozen=True)

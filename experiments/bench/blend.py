@@ -50,7 +50,7 @@ def _worker_blend_ppo(seeds: int, updates: int, repeats: int) -> dict:
     rounds): the machine's load drifts between rounds, not between arms."""
     import jax
 
-    from experiments.config import gradient_batch, load_config
+    from experiments.compose import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk

@@ -11,7 +11,7 @@ def compiled_chunk(overrides: list[str], updates: int, seeds: int = 1, batching:
     """(agent, state of `seeds` runs, compiled chunk of `updates` updates, compile s, cost)."""
     import jax
 
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 

@@ -43,7 +43,7 @@ PEER_CASES = {  # our case -> (peer algo, peer env)
 def _worker_ours(experiment: str, env: str, seeds: int, steps: int) -> dict:
     import jax
 
-    from experiments.config import gradient_batch, load_config
+    from experiments.compose import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
@@ -193,7 +193,7 @@ def run_suite(
 
 
 def _num_envs(experiment: str, env: str) -> int:
-    from experiments.config import load_config
+    from experiments.compose import load_config
 
     return load_config([f"experiment={experiment}", f"env={env}"]).agent.num_envs
 

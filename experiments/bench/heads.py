@@ -51,7 +51,7 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
     """Compile every arm of one case in this process, then time them in interleaved rounds."""
     import jax
 
-    from experiments.config import gradient_batch, load_config
+    from experiments.compose import gradient_batch, load_config
     from experiments.train import build_agent
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk

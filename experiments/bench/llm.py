@@ -35,7 +35,7 @@ JUDGE_CACHE = os.path.join(
 
 def judge_overrides(cache_path: str) -> list[str]:
     """The `judge` variant of experiment=llm_keyroom_ppo, replayed from `cache_path`."""
-    from experiments.config import compose
+    from experiments.compose import compose
 
     variant = compose(["experiment=llm_keyroom_ppo"])["variants"]["judge"]
     keep = [o for o in variant if not o.startswith("llm.")]
@@ -53,7 +53,7 @@ def _ppo(warm_updates: int, updates: int, rounds: int) -> dict:
     import jax
 
     from agents.host_loop import HostPPO, host_reward
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     tmp = tempfile.mkdtemp(prefix="rl-aux-bench-llm-")

@@ -84,7 +84,7 @@ def _ppo(experiment: str, task: str, workers: int, updates: int) -> dict:
     import jax
 
     from agents.host_loop import HostPPO
-    from experiments.config import load_config
+    from experiments.compose import load_config
     from experiments.train import build_agent
 
     cfg = load_config(

@@ -88,7 +88,7 @@ def machine() -> dict:
     """This machine and software, for a bench JSON (CPU count, versions, devices, XLA flags)."""
     import platform
 
-    from rl_aux.logging import run_metadata
+    from rl_aux.run_store import run_metadata
 
     meta = run_metadata()
     return {

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import rl_aux  # noqa: F401  (XLA flags before the backend starts)
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import build_agent
 from rl_aux.vectorize import init_seeds, vmapped_chunk
 

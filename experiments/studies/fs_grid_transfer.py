@@ -29,7 +29,7 @@ import yaml
 import rl_aux  # noqa: F401  (XLA flag first)
 from envs.core import JaxVecEnv
 from envs.fs_grid import MOVES, SIZE, FSGrid
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.plot import bootstrap_mean_band
 from experiments.train import build_agent
 from rl_aux.heads.base import head_class

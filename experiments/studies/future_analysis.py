@@ -25,7 +25,7 @@ import yaml
 
 import rl_aux  # noqa: F401  (XLA flag before any backend use)
 from envs import make_env
-from experiments.config import build
+from experiments.compose import build
 from experiments.train import build_agent, grid_points
 from rl_aux.checkpoint import Checkpointer
 from rl_aux.heads.base import HeadInputs

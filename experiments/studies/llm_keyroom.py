@@ -232,7 +232,7 @@ def overhead(steps: int, num_envs: int, seed: int) -> dict:
 
     from envs.nethack import action_names
     from rl_aux.llm.caption import OBS_KEYS
-    from rl_aux.llm.config import LLMConfig
+    from rl_aux.llm.settings import LLMConfig
     from rl_aux.llm.shaper import SubgoalShaper
     from rl_aux.rewards.subgoal import EllmRewardConfig
 

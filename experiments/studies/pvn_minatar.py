@@ -22,7 +22,7 @@ import os
 
 import rl_aux  # noqa: F401  (XLA flag first)
 from experiments import plot
-from experiments.config import load_config
+from experiments.compose import load_config
 from experiments.train import run
 
 ARMS = {  # label -> overrides of the linear-evaluation experiment

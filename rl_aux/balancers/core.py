@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.configs import ConfigError
 from rl_aux.registry import Registry, origin_of
+from rl_aux.typed_config import ConfigError
 
 MODES = ("sum", "main_aux", "per_aux")
 

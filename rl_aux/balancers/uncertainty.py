@@ -10,7 +10,7 @@ import optax
 from flax import struct
 
 from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, stack_combine
-from rl_aux.configs import spec
+from rl_aux.typed_config import spec
 
 
 @struct.dataclass

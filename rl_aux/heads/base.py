@@ -22,8 +22,8 @@ import flax.linen as nn
 import jax
 from flax import struct
 
-from rl_aux.configs import spec
 from rl_aux.registry import Registry
+from rl_aux.typed_config import spec
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey
 
 # What a head may ask the learner for (beyond obs/action/reward/terminated/truncated/next_obs,

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.configs import ConfigError, spec
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, register_head
+from rl_aux.typed_config import ConfigError, spec
 from rl_aux.types import Array, EnvSpec
 
 

@@ -14,8 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, register_head
+from rl_aux.typed_config import spec
 from rl_aux.types import Array
 
 

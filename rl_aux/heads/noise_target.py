@@ -13,8 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
+from rl_aux.typed_config import spec
 
 
 @dataclasses.dataclass(frozen=True)

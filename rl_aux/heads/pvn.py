@@ -14,7 +14,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rl_aux.configs import spec
 from rl_aux.heads.base import (
     AuxHead,
     HeadConfig,
@@ -24,6 +23,7 @@ from rl_aux.heads.base import (
     register_head,
 )
 from rl_aux.pvn.indicators import Indicators, quantile_loss
+from rl_aux.typed_config import spec
 from rl_aux.types import Array
 
 

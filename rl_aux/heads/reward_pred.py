@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.configs import spec
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
+from rl_aux.typed_config import spec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rl_aux.configs import spec
+from rl_aux.typed_config import spec
 
 # NLE bottom-line (blstats) indices and map glyph ids (nle.nethack: GLYPH_CMAP_OFF + defsym index).
 BL_X, BL_Y, BL_HP, BL_HPMAX, BL_DEPTH, BL_GOLD = 0, 1, 10, 11, 12, 13

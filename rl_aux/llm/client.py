@@ -18,8 +18,8 @@ import time
 
 import httpx
 
-from rl_aux.configs import spec
-from rl_aux.llm.config import LLMConfig, sampling_of
+from rl_aux.llm.settings import LLMConfig, sampling_of
+from rl_aux.typed_config import spec
 
 JSON_FORMS = ("json_schema", "json_object", "none")
 

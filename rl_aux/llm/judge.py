@@ -16,8 +16,8 @@ import warnings
 from rl_aux.llm import parsing, prompts
 from rl_aux.llm.cache import LLMCache, cache_key
 from rl_aux.llm.client import ChatClient, EndpointError
-from rl_aux.llm.config import MODES, LLMConfig, sampling_of
 from rl_aux.llm.prompts import Subgoal
+from rl_aux.llm.settings import MODES, LLMConfig, sampling_of
 
 _RETRY = "Your answer was not a JSON object of the requested form. Reply with only that object."
 

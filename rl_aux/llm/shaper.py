@@ -13,18 +13,18 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.configs import ConfigError
 from rl_aux.llm.annotator import Annotator
 from rl_aux.llm.cache import LLMCache
 from rl_aux.llm.caption import OBS_KEYS, CaptionConfig, captions
 from rl_aux.llm.client import ChatClient, ClientConfig
-from rl_aux.llm.config import LLMConfig, sampling_of
 from rl_aux.llm.embedder import Embedder
 from rl_aux.llm.judge import LLMJudge
 from rl_aux.llm.matcher import Matcher
 from rl_aux.llm.prompts import Subgoal
 from rl_aux.llm.registry import CaptionRegistry
+from rl_aux.llm.settings import LLMConfig, sampling_of
 from rl_aux.llm.table import rollout_aux_rewards
+from rl_aux.typed_config import ConfigError
 
 
 def subgoals_from_text(

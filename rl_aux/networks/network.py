@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.configs import spec
 from rl_aux.networks.cores import RecurrentCore, initial_carry, lstm_scan
 from rl_aux.networks.torsos import ACTIVATIONS, TORSOS, MLPTorso, orthogonal
+from rl_aux.typed_config import spec
 
 
 @dataclasses.dataclass(frozen=True)

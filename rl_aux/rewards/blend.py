@@ -13,8 +13,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rl_aux.configs import spec
 from rl_aux.rewards.base import RewardModule, aux_rewards, register_reward, stop_features
+from rl_aux.typed_config import spec
 from rl_aux.types import Array, Params, Transition
 
 

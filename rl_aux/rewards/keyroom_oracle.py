@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from rl_aux.configs import spec
 from rl_aux.llm.caption import (
     BL_X,
     BL_Y,
@@ -27,6 +26,7 @@ from rl_aux.llm.caption import (
     rows_differ,
 )
 from rl_aux.rewards.base import RewardModule, aux_rewards, register_reward
+from rl_aux.typed_config import spec
 
 SOURCE = "oracle"
 LABELS = ("key", "door", "stairs")

@@ -11,8 +11,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from rl_aux.configs import spec
 from rl_aux.rewards.base import RewardModule, aux_rewards, register_reward
+from rl_aux.typed_config import spec
 
 SOURCE = "subgoal"
 KEYROOM_TASK = "pick up the key, unlock and open the door, and reach the stairs down"

@@ -39,12 +39,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.configs import ConfigError
 from rl_aux.learner import make_optimizer
 from rl_aux.networks.network import unroll
 from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
+from rl_aux.typed_config import ConfigError
 from rl_aux.types import Rollout, Transition
 
 FEATURES = "h"  # network output the reward module and the primary critic read (stop-gradient)

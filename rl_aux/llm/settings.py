@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rl_aux.configs import spec
+from rl_aux.typed_config import spec
 
 MODES = ("online", "record", "replay", "off")  # see rl_aux/llm/judge.py
 

@@ -16,7 +16,11 @@ import re
 import tempfile
 from typing import Any
 
-from rl_aux.configs import (
+from rl_aux.cpu_threads import resolve_cpu_threads
+from rl_aux.heads.base import PLUGIN_HINT, HeadConfig, head_class, registered_heads
+from rl_aux.llm.settings import LLMConfig
+from rl_aux.rewards import registered_rewards, reward_class
+from rl_aux.typed_config import (
     ConfigError,
     check_value,
     from_dict,
@@ -25,10 +29,6 @@ from rl_aux.configs import (
     to_dict,
     unknown_name_message,
 )
-from rl_aux.cpu_threads import resolve_cpu_threads
-from rl_aux.heads.base import PLUGIN_HINT, HeadConfig, head_class, registered_heads
-from rl_aux.llm.config import LLMConfig
-from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.vectorize import RUN_BATCHINGS
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -545,7 +545,7 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
 
 def grid_fields(agent_cls: type, reward_name: str = "env") -> dict[str, dict]:
     """{grid key: constraints} a grid can vmap for this agent: the float fields of its config
-    (rl_aux/configs.grid_floats), none for an offline learner (it trains one point). With a
+    (rl_aux/typed_config.grid_floats), none for an offline learner (it trains one point). With a
     reward module, `gamma` comes from the module, and reward=blend's inner loss reads the loss
     coefficients from the config too, so those stay off the grid."""
     from agents.registry import is_offline
