@@ -4,7 +4,7 @@ The live registries (agents, heads, reward modules, balancers, envs) import jax 
 takes seconds; `--help` must not. This module holds the same names as plain data (JAX env
 families, built-in heads, ...), reads the ones that depend on installed packages cheaply
 (Atari ROMs from ale-py, NLE/MiniHack tasks from gymnasium's registry) and the experiment
-bundles from experiments/configs/. tests/test_bad_inputs.py checks every list here equals its
+bundles from experiments/configs/. tests/unit/test_bad_inputs.py checks every list here equals its
 live registry, so a new head or env that is not added here fails the default suite.
 """
 

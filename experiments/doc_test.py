@@ -1,9 +1,10 @@
 """`RL_AUX_DOC_TEST=1`: shrink a training run to a smoke-test budget, loudly.
 
-tests/test_docs_commands.py runs the commands of README.md, docs/*.md and docs/results/*.md; with
-this variable set, `experiments.train.run` caps each run (every variant of an experiment, every
-job of `rl-aux sweep`) before anything compiles, prints what it changed on stderr, and stores
-the capped config in the run's config.yaml. Unset (the default), nothing changes.
+tests/integration/test_docs_commands.py runs the commands of README.md, docs/*.md and
+docs/results/*.md; with this variable set, `experiments.train.run` caps each run (every
+variant of an experiment, every job of `rl-aux sweep`) before anything compiles, prints what it
+changed on stderr, and stores the capped config in the run's config.yaml. Unset (the default),
+nothing changes.
 """
 
 from __future__ import annotations

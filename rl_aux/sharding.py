@@ -46,7 +46,7 @@ def run_mesh(num_runs: int) -> Mesh | None:
     On CPU with forced host devices (--xla_force_host_platform_device_count) the sharded
     chunk hangs on jaxlib 0.10.2 when threefry is lowered as jax's rolled CPU loop
     (RL_AUX_ROLLED_THREEFRY=1); with rl_aux's unrolled threefry (the default) it runs and
-    equals the one-device run (tests/test_sharding.py). Rolled, CPU runs stay on one device
+    equals the one-device run (tests/unit/test_sharding.py). Rolled, CPU runs stay on one device
     unless RL_AUX_SHARD_CPU=1."""
     from rl_aux import THREEFRY_UNROLLED_ON_CPU
 

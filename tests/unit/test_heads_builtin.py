@@ -11,7 +11,7 @@ import sys
 import rl_aux.heads
 from rl_aux.heads import AuxHead
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _heads_defined_in_the_package() -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 from rl_aux.cpu_threads import PARALLEL_BATCH, resolve_cpu_threads
 from rl_aux.typed_config import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_auto_is_one_thread_for_mlp_and_all_cores_for_cnns():

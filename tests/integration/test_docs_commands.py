@@ -23,7 +23,8 @@ Split: FAST (one command per distinct code path: PPO and DQN on a JAX env, heads
 resume, plot, a plugin head, the reward blend, a host-stepped NLE env, an experiment with
 variants) runs by default, ~2-3 min on 2 idle cores, except those in IN_GOLDEN, whose paths the
 golden runs already train by default; every other command is
-`@pytest.mark.slow` (`pytest -m slow tests/test_docs_commands.py`; tens of minutes). DEPENDS
+`@pytest.mark.slow` (`pytest -m slow tests/integration/test_docs_commands.py`; tens of minutes).
+DEPENDS
 names the earlier command of the same block whose output a command reads; it runs first.
 """
 
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [
     ROOT / "README.md",
     *sorted((ROOT / "docs").glob("*.md")),
@@ -211,8 +212,8 @@ def _find(key: tuple[str, str]) -> Command:
     return hits[0]
 
 
-# FAST commands whose code path the golden runs (tests/test_golden.py) already train by default;
-# they run with -m slow, to keep the default suite inside CI's budget.
+# FAST commands whose code path the golden runs (tests/integration/test_golden.py) already
+# train by default; they run with -m slow, to keep the default suite inside CI's budget.
 IN_GOLDEN = [FAST[1], FAST[2], FAST[6]]
 
 

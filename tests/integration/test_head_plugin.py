@@ -11,7 +11,7 @@ import os
 import pandas as pd
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "plugins", "inverse_dynamics.py")
 PLUGIN = "plugins=[examples.plugins.inverse_dynamics]"
 

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-from llm_fixtures import batch, obs
 
 from rl_aux.llm.cache import LLMCache
 from rl_aux.llm.client import ChatClient, ClientConfig, EndpointError
@@ -16,6 +15,7 @@ from rl_aux.llm.prompts import Subgoal
 from rl_aux.llm.settings import LLMConfig
 from rl_aux.llm.stub_server import StubServer
 from rl_aux.rewards.subgoal import SubgoalRewardConfig
+from tests.llm_fixtures import batch, obs
 
 GOALS = [Subgoal("key", "pick up the key"), Subgoal("door", "open the door")]
 SECRET = "sk-test-DO-NOT-LEAK-0123456789"

@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 TINY = ["logger.progress=false", "eval.episodes=2"]
 

@@ -2,7 +2,8 @@
 100k agent steps, 2 vmapped seeds each; the greedy evaluation return must beat the uniform
 random policy's (about 1.7, Badia et al. 2020) in both seeds.
 
-Run: pytest -m slow tests/test_atari_learning.py  (see docs/atari.md for measured wall times)
+Run: pytest -m slow tests/integration/test_atari_learning.py
+(see docs/atari.md for measured wall times)
 """
 
 import pytest

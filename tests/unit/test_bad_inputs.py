@@ -199,7 +199,7 @@ def test_train_help_is_fast_and_does_not_import_jax():
         "heavy = [m for m in ('jax', 'flax', 'hydra', 'omegaconf', 'optax') if m in sys.modules]; "
         "assert not heavy, heavy; sys.exit(rc)"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     t0 = time.time()
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     elapsed = time.time() - t0
@@ -232,7 +232,7 @@ def test_catalog_equals_the_live_registries():
         "assert sorted(BALANCERS.names()) == sorted(catalog.BALANCERS), BALANCERS.names(); "
         "assert ENV_FAMILIES.names() == list(catalog.FAMILY_NOTES), ENV_FAMILIES.names()"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert sorted(catalog.REWARDS) == registered_rewards()
@@ -249,7 +249,7 @@ def test_catalog_equals_the_live_registries():
         "import importlib; [importlib.import_module(m) for m in catalog.PLUGIN_HEADS.values()]; "
         "assert registered_heads() == sorted([*catalog.HEADS, *catalog.PLUGIN_HEADS])"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
 
@@ -296,7 +296,7 @@ def test_describe_bad_names_exit_2(argv, expect, capsys):
 
 
 def test_plot_skips_a_metrics_csv_with_bad_bytes(tmp_path, capsys):
-    from tests.test_plot import write_run
+    from tests.unit.test_plot import write_run
 
     write_run(tmp_path / "runs" / "good_a", "a", 0.0)
     write_run(tmp_path / "runs" / "good_b", "b", 5.0)

@@ -1,5 +1,5 @@
 """A real LLM offline: llama.cpp's OpenAI-compatible server with Gemma 3 270M (marker llm_local;
-needs the `llm-local` extra). Run: pytest -m llm_local tests/test_llm_local.py"""
+needs the `llm-local` extra). Run: pytest -m llm_local tests/integration/test_llm_local.py"""
 
 import os
 
@@ -8,7 +8,7 @@ import pytest
 from experiments import llm_keyroom as kr
 
 pytestmark = pytest.mark.llm_local
-DATA = os.path.join(os.path.dirname(__file__), "data", "llm")
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "llm")
 PORT = 8093
 
 

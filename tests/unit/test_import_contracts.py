@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGES = ("rl_aux", "agents", "envs", "experiments")
 LINT_IMPORTS = os.path.join(os.path.dirname(sys.executable), "lint-imports")
 

@@ -22,7 +22,8 @@ def test_ppo_cartpole_solves_in_every_seed(tmp_path):
     assert min(finals) >= 475, finals
 
 
-@pytest.mark.slow  # ~80 s; DQN's update is pinned in the default suite by tests/test_dqn_learn.py
+# ~80 s; DQN's update is pinned in the default suite by tests/integration/test_dqn_learn.py
+@pytest.mark.slow
 def test_dqn_cartpole_greedy_eval_solves_in_3_of_4_seeds(tmp_path):
     cfg = load_config(
         [

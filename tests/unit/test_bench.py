@@ -12,7 +12,7 @@ import pytest
 
 from experiments.bench import cli, heads, roofline
 
-BENCH = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "bench"
+BENCH = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "bench"
 
 
 def test_scans_count_their_length_and_xla_counts_the_body_once():

@@ -6,7 +6,6 @@ import sqlite3
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from llm_fixtures import obs
 
 from rl_aux.llm import parsing
 from rl_aux.llm.cache import CacheError, LLMCache, cache_key
@@ -14,6 +13,7 @@ from rl_aux.llm.caption import CaptionConfig, caption
 from rl_aux.llm.prompts import Subgoal
 from rl_aux.llm.registry import OVERFLOW_ID, CaptionRegistry
 from rl_aux.llm.table import rollout_aux_rewards
+from tests.llm_fixtures import obs
 
 GOALS = [Subgoal("key", "pick up the key"), Subgoal("door", "open the door")]
 

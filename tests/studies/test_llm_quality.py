@@ -15,7 +15,7 @@ import pytest
 
 from experiments import llm_keyroom as kr
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "llm")
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "llm")
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_sweep_of_2_head_sets_x_4_seeds_x_3_lrs_compiles_2_programs(tmp_path):
 
     # The shipped figure spec on these runs: numbers equal a hand computation from
     # metrics.csv, and the offline wandb copies of the same runs give the same CSVs.
-    from tests.test_figures import hand_iqm_ci
+    from tests.unit.test_figures import hand_iqm_ci
 
     spec = yaml.safe_load(open("experiments/figures/sweep_cartpole.yaml"))
     spec["reps"] = 200

@@ -1,6 +1,6 @@
 """Every plugin kind is added from one file outside the library and loaded by `plugins=[path]`:
 an env family with options, a learner with its config, a balancer with an option (the head
-case is tests/test_head_plugin.py). No library file names them."""
+case is tests/integration/test_head_plugin.py). No library file names them."""
 
 import os
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLUGINS = os.path.join(ROOT, "examples", "plugins")
 CHAIN = os.path.join(PLUGINS, "chain_env.py")
 A2C = os.path.join(PLUGINS, "a2c.py")
