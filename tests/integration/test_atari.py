@@ -110,7 +110,7 @@ def test_bad_game_lists_close_matches_and_exits_2():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
-    assert "atari/NameThisGame" in out.stderr and "not an ALE game" in out.stderr
+    assert "atari/NameThisGame" in out.stderr and "not a registered environment" in out.stderr
 
 
 def test_missing_extra_says_what_to_install(monkeypatch):

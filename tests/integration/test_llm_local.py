@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from experiments import llm_keyroom as kr
+from experiments.studies import llm_keyroom as kr
 
 pytestmark = pytest.mark.llm_local
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "llm")

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments import llm_keyroom as kr
+from experiments.studies import llm_keyroom as kr
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "llm")
 
