@@ -41,7 +41,7 @@ from rl_aux.learner import (
 from rl_aux.networks.network import NetworkConfig, make_network
 from rl_aux.replay import replay_functions
 from rl_aux.typed_config import ConfigError, spec
-from rl_aux.types import Transition
+from rl_aux.types import Struct, Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +86,12 @@ class ReplayBatch(NamedTuple):
     """One gradient step's input: a replayed batch, its n-step discounts, the loss key."""
 
     tr: Transition
-    discount: chex.Array
+    discount: jax.Array
     key: chex.PRNGKey
 
 
 @struct.dataclass
-class DQNState:
+class DQNState(Struct):
     params: Any
     target_params: Any  # the DQN target network (full params tree)
     aux_target: Any  # EMA copy for heads that need one, else None
@@ -99,10 +99,10 @@ class DQNState:
     bal_state: Any
     replay: Any  # rl_aux.replay.ReplayState or rl_aux.frame_replay.FrameReplayState
     env_state: Any
-    obs: chex.Array
+    obs: jax.Array
     key: chex.PRNGKey
-    update: chex.Array  # iterations done
-    grad_steps: chex.Array
+    update: jax.Array  # iterations done
+    grad_steps: jax.Array
     hparams: dict
     aux_table: Any = None  # [N_max, G] reward table read at sampling time (with_sample_reward)
 

@@ -43,7 +43,7 @@ from rl_aux.networks.network import NetworkConfig, make_network, network_initial
 from rl_aux.rewards.hook import RewardHook
 from rl_aux.rl_math import gae
 from rl_aux.typed_config import ConfigError, spec
-from rl_aux.types import Rollout, Transition
+from rl_aux.types import Rollout, Struct, Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,17 +82,17 @@ class PPOConfig:
 
 
 @struct.dataclass(kw_only=True)
-class Batch:
+class Batch(Struct):
     """What PPO's losses read, time-major [T, N] (a minibatch: [B] samples, or [T, B]
     sequences for recurrent networks). `carry0` is each env's carry at the rollout's start
     ([N, ...], envs first); `first` and `carry_in` are None for feed-forward networks."""
 
     tr: Transition
-    logp: chex.Array
-    value: chex.Array
-    adv: chex.Array
-    ret: chex.Array
-    first: chex.Array | None = None
+    logp: jax.Array
+    value: jax.Array
+    adv: jax.Array
+    ret: jax.Array
+    first: jax.Array | None = None
     carry_in: Any = None
     carry0: Any = None
 
@@ -101,8 +101,8 @@ class ActorCarry(NamedTuple):
     """The rollout scan's carry: env state, the obs to act on, episode starts, core, key."""
 
     env_state: Any
-    obs: chex.Array
-    first: chex.Array
+    obs: jax.Array
+    first: jax.Array
     carry: Any
     key: chex.PRNGKey
 
@@ -115,17 +115,17 @@ class EpochCarry(NamedTuple):
 
 
 @struct.dataclass
-class PPOState:
+class PPOState(Struct):
     params: Any  # {"net": ..., "heads": {...}}
     target: Any  # EMA copy of params for heads that need a target, else None
     opt_state: Any
     bal_state: Any
     env_state: Any
-    obs: chex.Array
-    first: chex.Array  # [N] obs is the first of its episode (resets the recurrent core)
+    obs: jax.Array
+    first: jax.Array  # [N] obs is the first of its episode (resets the recurrent core)
     carry: Any
     key: chex.PRNGKey
-    update: chex.Array  # number of updates done
+    update: jax.Array  # number of updates done
     hparams: dict  # vmappable floats: lr, aux weights, and any grid.<field> (rl_aux/learner.hp)
     reward: Any = None  # the reward module's learned state (rl_aux/rewards/hook.py), or None
 

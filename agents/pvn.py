@@ -61,7 +61,7 @@ class PretrainState:
     params: Any  # {"net": AgentNetwork params, "heads": {"pvn": head params}}
     target: Any  # EMA copy (1% per step)
     opt_state: Any
-    step: chex.Array
+    step: jax.Array
     key: chex.PRNGKey
 
 

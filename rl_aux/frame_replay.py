@@ -22,26 +22,26 @@ import jax.numpy as jnp
 from flax import struct
 
 from rl_aux.nstep import nstep_return
-from rl_aux.types import Transition
+from rl_aux.types import Struct, Transition
 
 
 @struct.dataclass
-class FrameReplayState:
-    frames: chex.Array  # [C, N, H, W] uint8: newest frame of the observation of each step
-    first: chex.Array  # [C, N] the step's observation is its episode's first
-    action: chex.Array  # [C, N]
-    reward: chex.Array  # [C, N]
-    terminated: chex.Array  # [C, N]
-    truncated: chex.Array  # [C, N]
-    final_slot: chex.Array  # [C, N] ring slot of the episode's final frame (done steps)
-    row_id: chex.Array  # [C] absolute index of the row written there
-    final: chex.Array  # [K, H, W] uint8 ring of final frames
-    final_owner: chex.Array  # [K] absolute transition id (row_id * N + env) owning the slot
-    final_pos: chex.Array  # next ring slot (per seed: episode ends differ)
-    prev_done: chex.Array  # [N] the last added step ended its episode
-    pos: chex.Array  # next row to write
-    size: chex.Array  # rows filled
-    count: chex.Array  # rows ever written
+class FrameReplayState(Struct):
+    frames: jax.Array  # [C, N, H, W] uint8: newest frame of the observation of each step
+    first: jax.Array  # [C, N] the step's observation is its episode's first
+    action: jax.Array  # [C, N]
+    reward: jax.Array  # [C, N]
+    terminated: jax.Array  # [C, N]
+    truncated: jax.Array  # [C, N]
+    final_slot: jax.Array  # [C, N] ring slot of the episode's final frame (done steps)
+    row_id: jax.Array  # [C] absolute index of the row written there
+    final: jax.Array  # [K, H, W] uint8 ring of final frames
+    final_owner: jax.Array  # [K] absolute transition id (row_id * N + env) owning the slot
+    final_pos: jax.Array  # next ring slot (per seed: episode ends differ)
+    prev_done: jax.Array  # [N] the last added step ended its episode
+    pos: jax.Array  # next row to write
+    size: jax.Array  # rows filled
+    count: jax.Array  # rows ever written
     num_frames: int = struct.field(pytree_node=False, default=4)  # frames per stack
 
 
@@ -102,7 +102,7 @@ def frame_replay_add(state: FrameReplayState, tr: Transition) -> FrameReplayStat
     )
 
 
-def stack_at(state: FrameReplayState, row: chex.Array, env: chex.Array, num_frames: int):
+def stack_at(state: FrameReplayState, row: jax.Array, env: jax.Array, num_frames: int):
     """The observation of (row, env) [B, H, W, S]: frames of earlier rows of the same
     episode, zeros before its first step."""
     cap = state.first.shape[0]
@@ -119,7 +119,7 @@ def stack_at(state: FrameReplayState, row: chex.Array, env: chex.Array, num_fram
 
 def frame_replay_sample(
     state: FrameReplayState, key: chex.PRNGKey, batch_size: int, n_step: int, gamma: float
-) -> tuple[Transition, chex.Array]:
+) -> tuple[Transition, jax.Array]:
     """`batch_size` n-step transitions, uniform over (row, env), stacks rebuilt.
 
     As rl_aux.replay.replay_sample: (transition with the n-step return as reward and the

@@ -22,8 +22,8 @@ from rl_aux.types import Transition
 @struct.dataclass
 class ReplayState:
     data: Transition  # leaves [C, N, ...]
-    pos: chex.Array  # next row to write
-    size: chex.Array  # rows filled
+    pos: jax.Array  # next row to write
+    size: jax.Array  # rows filled
 
 
 def replay_init(example: Transition, capacity_rows: int) -> ReplayState:
@@ -48,8 +48,8 @@ def replay_sample(
     batch_size: int,
     n_step: int,
     gamma: float,
-    aux_reward: Callable[[dict], chex.Array] | None = None,
-) -> tuple[Transition, chex.Array]:
+    aux_reward: Callable[[dict], jax.Array] | None = None,
+) -> tuple[Transition, jax.Array]:
     """Sample `batch_size` n-step transitions uniformly over (row, env).
 
     Returns (transition, discount): transition.reward is the n-step return,

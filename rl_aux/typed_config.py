@@ -53,10 +53,11 @@ def spec(
     choices=None,
     doc: str = "",
     grid: bool = True,
-):
+) -> Any:
     """A dataclass field with range/choice constraints checked by `from_dict`; `grid=False`
-    keeps a float field off `grid.*` (see `grid_floats`)."""
-    meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, doc=doc or None)
+    keeps a float field off `grid.*` (see `grid_floats`). Returns `Any` so a type checker
+    takes `x: float = spec(0.1)` as a field default of the declared type."""
+    meta: dict[str, Any] = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, doc=doc or None)
     meta = {k: v for k, v in meta.items() if v is not None}  # 0.0 is a real bound
     if not grid:
         meta["grid"] = False

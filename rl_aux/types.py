@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import chex
+import jax
 import jax.numpy as jnp
 from flax import struct
 
-Array = chex.Array
+Array = jax.Array  # inside jit every array is one (chex.Array also admits numpy scalars)
 PRNGKey = chex.PRNGKey
 Params = Any
 
+if TYPE_CHECKING:
+
+    class Struct:
+        """What a type checker sees of a `flax.struct.dataclass`: the `replace` flax adds."""
+
+        def replace(self, **updates: Any) -> Self:
+            """A copy with `updates` (flax's `replace`, i.e. `dataclasses.replace`)."""
+            ...
+
+else:
+    Struct = object  # at run time a struct's only base, as if it had none
+
 
 @struct.dataclass
-class TimeStep:
+class TimeStep(Struct):
     """What an env returns after `reset` or `step`, batched over envs ([N, ...]).
 
     `obs` is the observation the agent acts on next (after an auto-reset it is the first
@@ -36,7 +49,7 @@ class TimeStep:
 
 
 @struct.dataclass
-class EnvSpec:
+class EnvSpec(Struct):
     """Static description of an environment family instance (hashable, not traced)."""
 
     name: str = struct.field(pytree_node=False)
@@ -51,7 +64,7 @@ class EnvSpec:
 
 
 @struct.dataclass(kw_only=True)
-class Transition:
+class Transition(Struct):
     """One step of experience, batched: what learners and auxiliary heads consume.
 
     `next_obs` is the true successor (never an auto-reset observation); `terminated` cuts the
@@ -73,7 +86,7 @@ class Transition:
 
 
 @struct.dataclass(kw_only=True)
-class Rollout:
+class Rollout(Struct):
     """An on-policy rollout, time-major [T, N]: what `PPO.learn` consumes.
 
     `first[t]` marks obs[t] as the first of its episode (resets the recurrent core); `logp` and

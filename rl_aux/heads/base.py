@@ -24,7 +24,7 @@ from flax import struct
 
 from rl_aux.registry import Registry
 from rl_aux.typed_config import spec
-from rl_aux.types import Array, EnvSpec, Params, PRNGKey
+from rl_aux.types import Array, EnvSpec, Params, PRNGKey, Struct
 
 # What a head may ask the learner for (beyond obs/action/reward/terminated/truncated/next_obs,
 # which every HeadInputs carries).
@@ -50,7 +50,7 @@ class HeadConfig:
 
 
 @struct.dataclass
-class HeadInputs:
+class HeadInputs(Struct):
     """Everything a head's loss may read; leading dims are [B] (or [T, B] for sequences).
 
     `feats`/`next_feats`/`target_*` are dicts of AgentNetwork outputs ('z', 'h', ...);

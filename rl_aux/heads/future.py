@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import cast
 
 import chex
 import flax.linen as nn
@@ -135,6 +136,7 @@ class FuturePrediction(AuxHead):
     """Predicts o_{t+1..t+k} from h_t and the actions taken (DRL² PSR loss)."""
 
     Config = FutureConfig
+    cfg: FutureConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset()
 
     def __init__(self, cfg: FutureConfig, spec: EnvSpec):
@@ -162,7 +164,7 @@ class FuturePrediction(AuxHead):
         h = self.features(inputs.feats)
         chex.assert_rank(h, 3)
         target, acts, valid = future_targets(inputs, self.cfg.k)
-        pred = self.module().apply(params, h, acts)
+        pred = cast(Array, self.module().apply(params, h, acts))
         chex.assert_equal_shape([pred, target])
         losses = part_losses(pred, target, self.parts)
         w = valid.astype(jnp.float32)

@@ -9,6 +9,7 @@ temporal neighbours, keep the latents apart; without them the latents collapse.
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -63,6 +64,7 @@ class LatentPrediction(AuxHead):
     """w_pos ||T(z,a) - (z' + g sg(T(z',a')))||^2 + w_nbr L_nbr + w_rand L_rand."""
 
     Config = LatentPredConfig
+    cfg: LatentPredConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset({"next_feats"})
 
     def module(self) -> nn.Module:
@@ -73,7 +75,7 @@ class LatentPrediction(AuxHead):
         cfg = self.cfg
         z = self.features(inputs.feats)
         z1 = self.features(inputs.next_feats)
-        T = lambda zz, aa: self.module().apply(params, zz, aa)
+        T = lambda zz, aa: cast(Array, self.module().apply(params, zz, aa))
         w = jnp.ones(inputs.action.shape, jnp.float32)
         if inputs.mask is not None:
             w = w * inputs.mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
 from rl_aux.typed_config import spec
+from rl_aux.types import Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,7 @@ class NextLatentPrediction(AuxHead):
     """T(z_t, a_t) predicts sg(z'_{t+1}), z' from an EMA copy of the network (no collapse)."""
 
     Config = NextLatentConfig
+    cfg: NextLatentConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset({"target_next_feats"})
 
     def module(self) -> nn.Module:
@@ -41,7 +44,7 @@ class NextLatentPrediction(AuxHead):
 
     def loss(self, params, inputs: HeadInputs, key):
         """Next-latent prediction, Schwarzer et al. 2021 (SPR) Eq. 4, k=1: cosine to EMA target."""
-        pred = self.module().apply(params, self.features(inputs.feats), inputs.action)
+        pred = cast(Array, self.module().apply(params, self.features(inputs.feats), inputs.action))
         target = jax.lax.stop_gradient(inputs.target_next_feats[self.cfg.features])
         if self.cfg.normalize:
             pred = pred / (jnp.linalg.norm(pred, axis=-1, keepdims=True) + 1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
 from rl_aux.typed_config import spec
+from rl_aux.types import Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,7 @@ class NextObsPrediction(AuxHead):
     """Predicts o_{t+1} (flattened) from features of o_t and a_t; a helpful head on CartPole."""
 
     Config = NextObsConfig
+    cfg: NextObsConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset()
 
     def module(self) -> nn.Module:
@@ -44,6 +47,6 @@ class NextObsPrediction(AuxHead):
 
     def loss(self, params, inputs: HeadInputs, key):
         """Forward-model loss (Jaderberg et al. 2017-style pixel/obs prediction): squared error."""
-        pred = self.module().apply(params, self.features(inputs.feats), inputs.action)
+        pred = cast(Array, self.module().apply(params, self.features(inputs.feats), inputs.action))
         target = inputs.next_obs.reshape(pred.shape).astype(pred.dtype)
         return masked_mean(jnp.mean((pred - target) ** 2, -1), inputs.mask), {}

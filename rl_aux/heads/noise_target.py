@@ -8,6 +8,7 @@ conflict with the main loss (docs/results/bilevel-and-balancers.md), so projecti
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
 from rl_aux.typed_config import spec
+from rl_aux.types import Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +43,7 @@ class NoiseTarget(AuxHead):
     """Regresses i.i.d. noise targets drawn anew at every loss call (Hsieh et al. 2024 spirit)."""
 
     Config = NoiseTargetConfig
+    cfg: NoiseTargetConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset()
 
     def module(self) -> nn.Module:
@@ -49,7 +52,7 @@ class NoiseTarget(AuxHead):
     def loss(self, params, inputs: HeadInputs, key):
         """Squared error to eps ~ N(0, I) independent of the input (pure gradient noise), or to
         a fixed random function of the observation (`target=random_fn`)."""
-        pred = self.module().apply(params, self.features(inputs.feats))
+        pred = cast(Array, self.module().apply(params, self.features(inputs.feats)))
         if self.cfg.target == "iid":
             eps = jax.random.normal(key, pred.shape, pred.dtype)
         else:

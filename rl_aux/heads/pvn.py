@@ -8,6 +8,7 @@ thresholds (family "rnd") are fitted by quantile regression toward the firing ra
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import chex
 import flax.linen as nn
@@ -87,6 +88,7 @@ class PVNHead(AuxHead):
     """PVN as an online auxiliary head: the indicator params live beside Psi in this head."""
 
     Config = PVNConfig
+    cfg: PVNConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset({"target_next_feats", "target_head_params"})
 
     def __init__(self, cfg: PVNConfig, spec):
@@ -114,7 +116,7 @@ class PVNHead(AuxHead):
         }
 
     def psi(self, params, phi: Array) -> Array:
-        return self.module().apply(params["psi"], phi)
+        return cast(Array, self.module().apply(params["psi"], phi))
 
     def terms(self, params, target_params, inputs: HeadInputs, phi_next_target: Array):
         """(td, qr, metrics) on a batch [B]; the caller decides when the TD term is on."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -11,6 +12,7 @@ import optax
 
 from rl_aux.heads.base import AuxHead, HeadConfig, HeadInputs, masked_mean, register_head
 from rl_aux.typed_config import spec
+from rl_aux.types import Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RewardPrediction(AuxHead):
     """Predicts sign(r_t) in three classes from the features of o_t (and a_t)."""
 
     Config = RewardPredConfig
+    cfg: RewardPredConfig  # the instance this head was built with (AuxHead.__init__)
     requires = frozenset()
 
     def module(self) -> nn.Module:
@@ -46,7 +49,9 @@ class RewardPrediction(AuxHead):
 
     def loss(self, params, inputs: HeadInputs, key):
         """UNREAL reward prediction, Jaderberg et al. 2017 Sec. 3.2: CE over sign(r) classes."""
-        logits = self.module().apply(params, self.features(inputs.feats), inputs.action)
+        logits = cast(
+            Array, self.module().apply(params, self.features(inputs.feats), inputs.action)
+        )
         label = (jnp.sign(inputs.reward) + 1).astype(jnp.int32)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, label)
         acc = (jnp.argmax(logits, -1) == label).astype(jnp.float32)

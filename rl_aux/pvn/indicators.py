@@ -12,6 +12,7 @@ Params are {"nets": frozen, "bias": trained} ("rnd") or {"a", "b": frozen ints} 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import chex
 import flax.linen as nn
@@ -110,7 +111,8 @@ class Indicators:
         """Pre-threshold u = s(x) + b, [..., T] (the frozen part is stop-gradiented)."""
         x = obs if self.kind != "mlp" else _flat_obs(obs, len(self.obs_shape))
         nets = jax.lax.stop_gradient(params["nets"])
-        s = jax.vmap(lambda p: self.net.apply(p, x), out_axes=-2)(nets)  # [..., M, tpm]
+        apply = lambda p: cast(Array, self.net.apply(p, x))
+        s = jax.vmap(apply, out_axes=-2)(nets)  # [..., M, tpm]
         s = jax.lax.stop_gradient(s.reshape(s.shape[:-2] + (self.num_tasks,)))
         return s + self.bias_scale * params["bias"]
 

@@ -30,7 +30,7 @@ features are recomputed here from the params, so host-stepped loops need pass no
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import chex
 import flax.linen as nn
@@ -45,7 +45,7 @@ from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
 from rl_aux.typed_config import ConfigError
-from rl_aux.types import Rollout, Transition
+from rl_aux.types import Array, Rollout, Transition
 
 FEATURES = "h"  # network output the reward module and the primary critic read (stop-gradient)
 
@@ -177,8 +177,8 @@ class RewardHook:
             data.update(first=traj.first, carry0=jax.tree.map(lambda c: c[0], traj.carry_in))
         feat, feat_next = self._features(params, data)
         data["tr"] = tr = tr.replace(extras={**tr.extras, "features": feat})
-        v_p = self.critic.apply(rstate.critic, feat)
-        v_p_next = self.critic.apply(rstate.critic, feat_next)
+        v_p = cast(Array, self.critic.apply(rstate.critic, feat))
+        v_p_next = cast(Array, self.critic.apply(rstate.critic, feat_next))
         adv_p, ret_p = gae(tr.reward, v_p, v_p_next, term, tr.done, cfg.gamma, cfg.gae_lambda)
         data["adv_p"] = adv_p
         phi, meta_opt = rstate.phi, rstate.meta_opt
@@ -221,7 +221,7 @@ class RewardHook:
         def critic_step(c, _):
             p, st = c
             loss, grad = jax.value_and_grad(
-                lambda p: 0.5 * ((self.critic.apply(p, feat) - ret_p) ** 2).mean()
+                lambda p: 0.5 * ((cast(Array, self.critic.apply(p, feat)) - ret_p) ** 2).mean()
             )(p)
             upd, st = self.critic_opt.update(grad, st, p)
             return (optax.apply_updates(p, upd), st), loss
