@@ -6,7 +6,7 @@ PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 PY     := $(VENV)/bin/python
 
-.PHONY: run test test-slow test-cluster test-llm-local bench gpu-check lint clean
+.PHONY: run test test-slow test-cluster test-llm-local bench gpu-check lint typecheck clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,14 +54,20 @@ gpu-check: $(STAMP)
 	$(VENV)/bin/rl-aux bench --suite gpu-check --json gpu-check.json
 
 
-# ruff, ruff format and the import contracts (pyproject.toml [tool.importlinter]); .ci/run runs
-# it. All three run, so one call reports every failure; any failing fails the target.
+# ruff, ruff format, the import contracts (pyproject.toml [tool.importlinter]) and the type
+# checker (pyproject.toml [tool.basedpyright]); .ci/run runs it. All four run, so one call
+# reports every failure; any failing fails the target.
 lint: $(STAMP)
 	@rc=0; \
 	$(VENV)/bin/ruff check . || rc=1; \
 	$(VENV)/bin/ruff format --check rl_aux agents envs experiments tests || rc=1; \
 	$(VENV)/bin/lint-imports --no-logo || rc=1; \
+	$(VENV)/bin/basedpyright || rc=1; \
 	exit $$rc
+
+# basedpyright (pyright's checker), basic rules, on rl_aux and agents (pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/basedpyright
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

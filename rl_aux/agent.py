@@ -19,7 +19,7 @@ with `act`. An offline learner (no env stepping) only provides `run_offline` (`O
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 from rl_aux.registry import Registry
 from rl_aux.types import Array, EnvSpec, PRNGKey
@@ -91,11 +91,14 @@ AGENT_HINT = (
 AGENTS: Registry[type] = Registry("agent", "agent", "rl-aux describe agent", AGENT_HINT)
 
 
+C = TypeVar("C", bound=type)  # a learner class; the decorator returns it as it is
+
+
 def register_agent(name: str):
     """Class decorator: make a learner available as `agent=<name>`; checks its Config and that
     it implements `Agent` or `OfflineAgent`."""
 
-    def deco(cls: type) -> type:
+    def deco(cls: C) -> C:
         cfg = getattr(cls, "Config", None)
         if not dataclasses.is_dataclass(cfg):
             raise TypeError(f"agent {name!r}: {cls.__name__}.Config must be a frozen dataclass")
@@ -107,7 +110,7 @@ def register_agent(name: str):
                 "(rl_aux/agent.py) and is not an OfflineAgent (run_offline)"
             )
         cls.name = name
-        return AGENTS.register(name)(cls)
+        return cast(C, AGENTS.register(name)(cls))  # the class itself (Registry.register)
 
     return deco
 

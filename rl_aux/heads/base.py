@@ -16,7 +16,7 @@ the union of `requires` asks for), sum `weight * loss` or hand per-loss gradient
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import flax.linen as nn
 import jax
@@ -117,14 +117,17 @@ PLUGIN_HINT = (
 HEADS: Registry[type[AuxHead]] = Registry("head", "head", "rl-aux describe head", PLUGIN_HINT)
 
 
+H = TypeVar("H", bound=AuxHead)  # a head class; the decorator returns it as it is
+
+
 def register_head(name: str):
     """Class decorator: make a head available as `head=<name>` (or `heads.<name>.*`)."""
 
-    def deco(cls: type[AuxHead]) -> type[AuxHead]:
+    def deco(cls: type[H]) -> type[H]:
         if not (dataclasses.is_dataclass(cls.Config) and issubclass(cls.Config, HeadConfig)):
             raise TypeError(f"{cls.__name__}.Config must be a dataclass subclassing HeadConfig")
         cls.name = name
-        return HEADS.register(name)(cls)
+        return cast(type[H], HEADS.register(name)(cls))  # the class itself (Registry.register)
 
     return deco
 

@@ -17,7 +17,7 @@ torso features in `extras["features"]` ([B, F]).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -68,14 +68,17 @@ REWARDS: Registry[type[RewardModule]] = Registry(
 )
 
 
+R = TypeVar("R", bound=RewardModule)  # a reward class; the decorator returns it as it is
+
+
 def register_reward(name: str):
     """Class decorator: make a reward module available as `reward=<name>`."""
 
-    def deco(cls: type[RewardModule]) -> type[RewardModule]:
+    def deco(cls: type[R]) -> type[R]:
         if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
             raise TypeError(f"{cls.__name__}.Config must be a frozen dataclass")
         cls.name = name
-        return REWARDS.register(name)(cls)
+        return cast(type[R], REWARDS.register(name)(cls))  # the class itself (Registry.register)
 
     return deco
 
