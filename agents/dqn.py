@@ -143,7 +143,7 @@ class DQN:
         self.tx = make_optimizer(cfg, groups=self.clip_groups)
         self.rows = cfg.buffer_size // cfg.num_envs
         self._replay_init, self._replay_add, self._replay_sample = replay_functions(cfg.replay)
-        self.sample_reward = None
+        self.sample_reward: Any = None  # with_sample_reward: has beta, history, table()
 
     def with_sample_reward(self, sample_reward) -> DQN:
         """Add a reward looked up when a transition is replayed, not when it is stored (LLM

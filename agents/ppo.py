@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import chex
 import jax
@@ -299,7 +299,8 @@ class PPO:
             def feats_fn(p, which):
                 obs = tr.obs if which == "obs" else tr.next_obs
                 cs = carries if which == "next_obs" else mb.carry_in
-                firsts = jnp.zeros_like(mb.first) if which == "next_obs" else mb.first
+                first = cast(jax.Array, mb.first)  # recurrent minibatches carry it
+                firsts = jnp.zeros_like(first) if which == "next_obs" else first
                 return jax.vmap(lambda o, c, f: self.net.apply(p, o, c, f)[0])(obs, cs, firsts)
         else:
             out, _ = self.net.apply(params["net"], tr.obs)
@@ -372,7 +373,8 @@ class PPO:
                 state.reward, state.params, opt_state, traj
             )
         gae_lambda = hp(state.hparams, "gae_lambda", cfg.gae_lambda)
-        adv, ret = gae(reward, traj.value, traj.next_value, terminated, tr.done, gamma, gae_lambda)
+        next_value = cast(jax.Array, traj.next_value)  # the rollout always sets it for PPO
+        adv, ret = gae(reward, traj.value, next_value, terminated, tr.done, gamma, gae_lambda)
         # Minibatches carry only what the losses read: every extra leaf is a gather per epoch.
         tr_mb = (
             tr
@@ -434,7 +436,7 @@ class PPO:
         if cfg.ent_coef_end is None:
             return jnp.asarray(start, jnp.float32)
         steps = max(self.total_updates - 1, 1)
-        return optax.linear_schedule(start, cfg.ent_coef_end, steps)(update)
+        return cast(jax.Array, optax.linear_schedule(start, cfg.ent_coef_end, steps)(update))
 
     def _minibatches(self, data: Batch, key) -> Batch:
         """`data` shuffled and split into [num_minibatches, ...] (recurrent: over envs)."""

@@ -18,12 +18,11 @@ import time
 from typing import Any
 
 import chex
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
+from flax import serialization, struct
 
 from agents.dqn import DQN, DQNConfig
 from rl_aux.agent import register_agent
@@ -202,7 +201,7 @@ def save_params(run_dir: str, params, network: NetworkConfig, spec: EnvSpec, ext
     """Seed-stacked params to <run_dir>/pvn_params.msgpack + a json of what built them."""
     path = os.path.join(run_dir, PARAMS_FILE)
     with open(path, "wb") as f:
-        f.write(flax.serialization.to_bytes(jax.device_get(params)))
+        f.write(serialization.to_bytes(jax.device_get(params)))
     meta = {
         "network": dataclasses.asdict(network),
         "obs_shape": list(spec.obs_shape),
@@ -232,7 +231,7 @@ def load_torso(path: str, seed_index: int, network: NetworkConfig, expected):
             f"!= {network.activation!r}"
         )
     with open(os.path.join(run_dir, PARAMS_FILE), "rb") as f:
-        raw = flax.serialization.msgpack_restore(f.read())
+        raw = serialization.msgpack_restore(f.read())
     torso = raw["net"]["params"]["torso"]
     seeds = jax.tree.leaves(torso)[0].shape[0]
     if not 0 <= seed_index < seeds:

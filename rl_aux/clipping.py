@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Hashable
 
 import jax
 import optax
@@ -96,7 +97,9 @@ def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
 def clip_by_group_norm(max_norm: float, groups: ClipGroups) -> optax.GradientTransformation:
     """`clip_by_global_norm` within each of `groups`' parameter groups (optax.multi_transform):
     a group whose gradient is zero leaves the others' clip factor as one global norm would."""
-    transforms = {name: optax.clip_by_global_norm(max_norm) for name in groups.names()}
+    transforms: dict[Hashable, optax.GradientTransformation] = {
+        name: optax.clip_by_global_norm(max_norm) for name in groups.names()
+    }
     return optax.multi_transform(transforms, groups.labels)
 
 

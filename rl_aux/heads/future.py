@@ -171,7 +171,7 @@ class FuturePrediction(AuxHead):
         denom = jnp.maximum(w.sum(), 1.0)
         metrics = {name: (v * w).sum() / denom for name, v in losses.items()}
         total = sum(metrics.values())
-        step1 = sum(losses.values())[..., 0]
+        step1 = cast(Array, sum(losses.values()))[..., 0]
         metrics["next_obs_loss"] = (step1 * w[..., 0]).sum() / jnp.maximum(w[..., 0].sum(), 1.0)
         metrics["valid_frac"] = w.mean()
         return total, metrics

@@ -74,7 +74,7 @@ class LatentPrediction(AuxHead):
         """Fang & Stachenfeld 2024 (arXiv 2310.06089), losses of chingf/auxrl auxrl/Agent.py."""
         cfg = self.cfg
         z = self.features(inputs.feats)
-        z1 = self.features(inputs.next_feats)
+        z1 = self.features(cast(dict, inputs.next_feats))  # required: never None here
         T = lambda zz, aa: cast(Array, self.module().apply(params, zz, aa))
         w = jnp.ones(inputs.action.shape, jnp.float32)
         if inputs.mask is not None:

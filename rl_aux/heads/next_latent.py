@@ -45,7 +45,8 @@ class NextLatentPrediction(AuxHead):
     def loss(self, params, inputs: HeadInputs, key):
         """Next-latent prediction, Schwarzer et al. 2021 (SPR) Eq. 4, k=1: cosine to EMA target."""
         pred = cast(Array, self.module().apply(params, self.features(inputs.feats), inputs.action))
-        target = jax.lax.stop_gradient(inputs.target_next_feats[self.cfg.features])
+        target_feats = cast(dict, inputs.target_next_feats)  # required: never None here
+        target = jax.lax.stop_gradient(target_feats[self.cfg.features])
         if self.cfg.normalize:
             pred = pred / (jnp.linalg.norm(pred, axis=-1, keepdims=True) + 1e-6)
             target = target / (jnp.linalg.norm(target, axis=-1, keepdims=True) + 1e-6)

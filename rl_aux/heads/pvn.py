@@ -57,7 +57,8 @@ class PsiModule(nn.Module):
             nn.Dense,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=None,
+            # flax leaves in_axes unannotated (inferred int from its default); None broadcasts
+            in_axes=None,  # pyright: ignore[reportArgumentType]
             out_axes=-2,
             axis_size=self.num_tasks,
         )
@@ -135,7 +136,8 @@ class PVNHead(AuxHead):
     def loss(self, params, inputs: HeadInputs, key):
         """TD (gated on the firing rate being near p) + quantile regression of the bias."""
         inputs = flatten_time(inputs)  # per transition: sequences are just more transitions
-        phi_next = jax.lax.stop_gradient(inputs.target_next_feats[self.cfg.features])
+        target_feats = cast(dict, inputs.target_next_feats)  # required: never None here
+        phi_next = jax.lax.stop_gradient(target_feats[self.cfg.features])
         td, qr, m = self.terms(params, inputs.target_head_params, inputs, phi_next)
         on = (jnp.abs(m["fire_rate"] - self.cfg.p) <= self.cfg.warmup_tol * self.cfg.p).astype(
             jnp.float32

@@ -44,7 +44,7 @@ class HeadSuite:
     def inputs(
         self,
         params: Params,
-        target: Params | None,
+        target: Params,  # None when no head requires a target
         tr: Transition,
         feats: dict,
         feats_fn: FeatsFn,
@@ -78,7 +78,7 @@ class HeadSuite:
     def loss(
         self,
         params: Params,
-        target: Params | None,
+        target: Params,  # None when no head requires a target
         inputs: HeadInputs,
         weights: dict,
         key: PRNGKey,

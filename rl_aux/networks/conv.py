@@ -9,7 +9,9 @@ out-of-loop speed in and out of loops, and give the same numbers as autodiff's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -19,7 +21,14 @@ from jax import lax
 DIMS = ("NHWC", "HWIO", "NHWC")
 
 
-def _conv(x, w, strides, lhs_dilation=(1, 1), rhs_dilation=(1, 1), padding="VALID"):
+def _conv(
+    x,
+    w,
+    strides,
+    lhs_dilation=(1, 1),
+    rhs_dilation=(1, 1),
+    padding: str | Sequence[tuple[int, int]] = "VALID",
+):
     return lax.conv_general_dilated(
         x,
         w,
@@ -76,7 +85,7 @@ class ConvLayer(nn.Module):
     kernel_size: tuple = (3, 3)
     strides: tuple = (1, 1)
     padding: str = "SAME"
-    kernel_init: object = nn.initializers.lecun_normal()
+    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
 
     def params_and_pad(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Kernel and bias (inside the compact call), and `x` padded for `padding` ('VALID' or
@@ -98,4 +107,4 @@ class CanonicalConv(ConvLayer):
     @nn.compact
     def __call__(self, x):
         x, w, b = self.params_and_pad(x)
-        return conv_valid(x, w.astype(x.dtype), tuple(self.strides)) + b
+        return cast(jax.Array, conv_valid(x, w.astype(x.dtype), tuple(self.strides))) + b

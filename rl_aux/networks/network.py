@@ -8,7 +8,7 @@ and `logits`/`value` (policy learners) or `q` (value learners).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -173,7 +173,7 @@ def unroll(net: AgentNetwork, params, obs, carry, first) -> tuple[dict[str, Any]
     t, b = first.shape
     merge = lambda x: x.reshape((t * b, *x.shape[2:]))
     flat_obs = jax.tree.map(merge, obs)
-    z = net.apply(params, flat_obs, method=AgentNetwork.encode)
+    z = cast(jax.Array, net.apply(params, flat_obs, method=AgentNetwork.encode))
 
     def step(c, x):
         z_t, f_t = x

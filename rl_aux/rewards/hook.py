@@ -75,7 +75,7 @@ class RewardHook:
 
     def __init__(self, module: RewardModule, agent):
         self.module, self.agent = module, agent
-        mcfg = getattr(module, "cfg", None)
+        mcfg: Any = getattr(module, "cfg", None)  # a learned module's config (BlendConfig)
         self.learned = hasattr(module, "blend_terms")  # owns phi and an outer step
         self.hypergrad = getattr(mcfg, "hypergrad", "none") if self.learned else "none"
         if self.learned:
@@ -236,7 +236,7 @@ class RewardHook:
 
     def _blend_metrics(self, phi, tr: Transition, r, gamma) -> dict:
         """gamma_phi, mean r_phi, mean b_phi, and per source the mean w_phi where it is non-zero."""
-        b, w = self.module.blend_terms(phi, tr.extras["features"])
+        b, w = cast(Any, self.module).blend_terms(phi, tr.extras["features"])  # learned
         m = {"reward/gamma": gamma, "reward/r_mean": r.mean(), "reward/b_mean": b.mean()}
         for j, s in enumerate(self.module.cfg.sources):
             active = (tr.extras[f"r_aux/{s}"] != 0).astype(jnp.float32)

@@ -8,13 +8,14 @@ batch). Both functions return dL_outer/dphi (descend on it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import jax
 import jax.numpy as jnp
 import optax
 
-InnerLoss = Callable  # (theta, phi, batch) -> scalar
-OuterLoss = Callable  # (theta, batch) -> scalar
+InnerLoss: TypeAlias = Callable  # (theta, phi, batch) -> scalar
+OuterLoss: TypeAlias = Callable  # (theta, batch) -> scalar
 
 
 def lookahead_objective(

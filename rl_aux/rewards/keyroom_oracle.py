@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,7 +38,8 @@ def keys_held(inv_strs: np.ndarray) -> np.ndarray:
     """[E] number of inventory rows that name a key (NLE's inv_strs: [E, 55, 80] uint8)."""
     rows = np.asarray(inv_strs, np.uint8)
     e, n, w = rows.shape
-    text = rows.reshape(e * n, w).view(f"S{w}").ravel()  # NUL-padded byte strings
+    # NUL-padded byte strings
+    text: np.ndarray[Any, np.dtype[np.bytes_]] = rows.reshape(e * n, w).view(f"S{w}").ravel()
     return np.char.find(np.char.lower(text), b"key").reshape(e, n).__ge__(0).sum(1)
 
 
