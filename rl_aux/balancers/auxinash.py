@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, register_balancer, stack_combine
+from rl_aux.balancers.core import Balancer, balancer_tx, register_balancer, stack_combine
 
 
 def nash_alpha(gram: jax.Array, powers: jax.Array, iters: int = 20, eps: float = 1e-6):
@@ -52,4 +52,4 @@ def auxinash(powers: tuple[float, ...] | None = None, iters: int = 20) -> Balanc
         alpha = nash_alpha(flat @ flat.T, p, iters)
         return stack_combine(jax.lax.stop_gradient(alpha), stack), state
 
-    return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("per_aux", balancer_tx(init, update))

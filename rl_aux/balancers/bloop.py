@@ -8,7 +8,13 @@ import jax
 import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, tree_vdot
+from rl_aux.balancers.core import (
+    Balancer,
+    BalancerConfig,
+    balancer_tx,
+    register_balancer,
+    tree_vdot,
+)
 from rl_aux.typed_config import spec
 
 
@@ -41,4 +47,4 @@ def bloop(ema: float = 0.01, eps: float = 1e-12) -> Balancer:
         d = jax.tree.map(lambda gm, ga, ee: gm + ga - c * ee, g_main, g_aux, e)
         return d, BloopState(e)
 
-    return Balancer("main_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("main_aux", balancer_tx(init, update))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,12 @@ MODES = ("sum", "main_aux", "per_aux")
 class Balancer(NamedTuple):
     mode: str
     tx: optax.GradientTransformationExtraArgs
+
+
+def balancer_tx(init: Callable, update: Callable) -> optax.GradientTransformationExtraArgs:
+    """optax's (init, update) pair of a balancer. Its update takes `g_aux` (and `losses`...)
+    as keywords and its state is any pytree, which optax's protocols cannot spell: cast."""
+    return optax.GradientTransformationExtraArgs(cast(Any, init), cast(Any, update))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +108,8 @@ def make_balancer(cfg: BalancerConfig | str, **options) -> Balancer:
 
 def tree_vdot(a, b) -> jax.Array:
     """<a, b> over a whole pytree (Bloop's `tree_proj` dots over all parameters)."""
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    leaves = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return cast(jax.Array, sum(jnp.vdot(x, y) for x, y in leaves))
 
 
 def stack_vdot(stack, b) -> jax.Array:

@@ -6,7 +6,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, register_balancer, stack_combine, stack_vdot, tree_vdot
+from rl_aux.balancers.core import (
+    Balancer,
+    balancer_tx,
+    register_balancer,
+    stack_combine,
+    stack_vdot,
+    tree_vdot,
+)
 
 
 @register_balancer("gcs")
@@ -24,4 +31,4 @@ def gcs(eps: float = 1e-12) -> Balancer:
         aux = stack_combine(gate, g_aux)
         return jax.tree.map(jnp.add, g_main, aux), state
 
-    return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("per_aux", balancer_tx(init, update))

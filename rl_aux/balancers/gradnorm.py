@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, stack_combine
+from rl_aux.balancers.core import (
+    Balancer,
+    BalancerConfig,
+    balancer_tx,
+    register_balancer,
+    stack_combine,
+)
 from rl_aux.typed_config import spec
 
 
@@ -95,7 +102,7 @@ def gradnorm(
         d = jax.tree.map(lambda m, a: w[0] * m + a, g_main, stack_combine(w[1:], g_aux))
         grad_w = jax.grad(gradnorm_loss)(w, norms, all_losses, loss0, alpha)
         step, opt_state = opt.update(grad_w, state.opt, w)
-        new_w = jnp.maximum(optax.apply_updates(w, step), min_weight)
+        new_w = jnp.maximum(cast(jax.Array, optax.apply_updates(w, step)), min_weight)
         if learn_main:
             new_w = new_w * (w.shape[0] / jnp.sum(new_w))
         else:  # w_0 stays 1; the K aux weights sum to K
@@ -103,4 +110,4 @@ def gradnorm(
             new_w = jnp.concatenate([jnp.ones((1,), w.dtype), aux])
         return d, GradNormState(new_w, loss0, state.count + 1, opt_state)
 
-    return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("per_aux", balancer_tx(init, update))

@@ -6,7 +6,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers.core import Balancer, register_balancer, stack_combine, stack_vdot, tree_vdot
+from rl_aux.balancers.core import (
+    Balancer,
+    balancer_tx,
+    register_balancer,
+    stack_combine,
+    stack_vdot,
+    tree_vdot,
+)
 
 
 @register_balancer("pcgrad")
@@ -27,4 +34,4 @@ def pcgrad(eps: float = 1e-12) -> Balancer:
         d = jax.tree.map(lambda gm, ga: gm + ga - c.sum() * gm, g_main, aux_sum)
         return d, state
 
-    return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("per_aux", balancer_tx(init, update))

@@ -6,10 +6,15 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
-from rl_aux.balancers.core import Balancer, BalancerConfig, register_balancer, stack_combine
+from rl_aux.balancers.core import (
+    Balancer,
+    BalancerConfig,
+    balancer_tx,
+    register_balancer,
+    stack_combine,
+)
 from rl_aux.typed_config import spec
 
 
@@ -54,4 +59,4 @@ def uncertainty(lr: float = 1e-2, clamp: float = 5.0, num_aux: int | None = None
         s = jnp.clip(s - lr * (1.0 - w * losses), -clamp, clamp)
         return d, UncertaintyState(s)
 
-    return Balancer("per_aux", optax.GradientTransformationExtraArgs(init, update))
+    return Balancer("per_aux", balancer_tx(init, update))
