@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -64,17 +66,18 @@ class Annotator:
     def _label(self, ids: list[int]) -> None:
         texts = [self.text_of(c) for c in ids]
         if self.kind == "ellm":
-            rows = self.matcher.ellm_values(texts)
+            rows = cast(Matcher, self.matcher).ellm_values(texts)  # checked in __init__
             self._write(ids, rows, [True] * len(ids))
             return
         keep = np.ones(len(ids), bool)
         if self.prefilter is not None:
-            keep = self.matcher.scores(texts).max(-1) >= self.prefilter
+            keep = cast(Matcher, self.matcher).scores(texts).max(-1) >= self.prefilter
             self.prefiltered += int((~keep).sum())
         rows = np.zeros((len(ids), len(self.subgoals)), np.float32)
         done = list(~keep)
         todo = [i for i in range(len(ids)) if keep[i]]
-        verdicts = list(self._pool.map(lambda i: self.judge.judge(self.subgoals, texts[i]), todo))
+        judge = cast(LLMJudge, self.judge)  # checked in __init__
+        verdicts = list(self._pool.map(lambda i: judge.judge(self.subgoals, texts[i]), todo))
         gid = {g.id: j for j, g in enumerate(self.subgoals)}
         for i, v in zip(todo, verdicts, strict=True):
             if v is not None:  # unknown/miss: stays unlabelled, pays 0
@@ -122,7 +125,7 @@ class Annotator:
             if self._snap_version != self._version:
                 self._snap = jnp.asarray(self.values)
                 self._snap_version = self._version
-            return self._snap
+            return cast(jax.Array, self._snap)  # set just above on the first call
 
     def close(self) -> None:
         self._stop.set()

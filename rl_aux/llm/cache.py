@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class LLMCache:
             )
         return f"LLM cache {self.path!r} cannot be opened ({e})"
 
-    def _run(self, sql: str, args: tuple = (), fetch: bool = False):
+    def _run(self, sql: str, args: tuple = (), fetch: bool = False) -> Any:
         with self._lock:
             try:
                 cur = self._db.execute(sql, args)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -148,7 +149,7 @@ def captions(
     """
     bl0, bl1 = np.asarray(prev["blstats"]), np.asarray(obs["blstats"])
     n = bl0.shape[0]
-    ended = ~bl1.any(axis=1)  # NLE's end-of-game observation: all stats zero
+    ended = cast(np.ndarray, ~bl1.any(axis=1))  # NLE's end-of-game observation: all stats zero
     cols = [BL_DEPTH, BL_HP, BL_GOLD]
     deltas = np.sign(bl1[:, cols].astype(np.int64) - bl0[:, cols])
     stat_rows = set(np.flatnonzero(deltas.any(axis=1)).tolist())

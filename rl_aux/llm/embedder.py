@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import zipfile
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -137,4 +138,5 @@ class Embedder:
                 for t, v in new.items():
                     self.cache.put_vec(t, MODEL_ID, v)
             vecs = [new[t] if v is None else v for t, v in zip(texts, vecs, strict=True)]
-        return np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, 384), np.float32)
+        done = cast(list[np.ndarray], vecs)  # every None was computed above
+        return np.stack(done).astype(np.float32) if done else np.zeros((0, 384), np.float32)

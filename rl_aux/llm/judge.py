@@ -12,6 +12,7 @@ import dataclasses
 import json
 import threading
 import warnings
+from typing import Any, cast
 
 from rl_aux.llm import parsing, prompts
 from rl_aux.llm.cache import LLMCache, cache_key
@@ -57,7 +58,7 @@ class LLMJudge:
         self.stats = JudgeStats()
         self._lock = threading.Lock()
 
-    def _ask(self, version: str, messages: list, schema: dict, parse):
+    def _ask(self, version: str, messages: list, schema: dict, parse) -> tuple[Any, str]:
         """(parsed or None, source) through the cache; source in hit/query/miss/unknown."""
         if self.mode == "off":
             return None, "miss"
@@ -69,11 +70,12 @@ class LLMJudge:
         if self.mode == "replay":
             return None, "miss"
         try:
-            text = self.client.chat(messages, schema)
+            client = cast(ChatClient, self.client)  # online/record modes: checked in __init__
+            text = client.chat(messages, schema)
             parsed = parse(text)
             if parsed is None:  # one retry, as the answer was unreadable
                 retry = [*messages, {"role": "assistant", "content": text[:500]}]
-                text = self.client.chat([*retry, {"role": "user", "content": _RETRY}], schema)
+                text = client.chat([*retry, {"role": "user", "content": _RETRY}], schema)
                 parsed = parse(text)
         except EndpointError as e:
             if self.mode == "record":
@@ -91,7 +93,7 @@ class LLMJudge:
         if parsed is None:
             return None, "unknown"
         request = {"messages": messages, "sampling": self.sampling, "schema": schema}
-        self.cache.put(key, self.model, version, request, text, parsed)
+        cast(LLMCache, self.cache).put(key, self.model, version, request, text, parsed)
         return parsed, "query"
 
     def _count(self, source: str) -> None:

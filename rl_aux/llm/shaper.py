@@ -70,13 +70,14 @@ class SubgoalShaper:
         if rcfg.subgoals:
             self.subgoals = subgoals_from_text(rcfg.subgoals, rcfg.evidence_hints, rcfg.subgoal_ids)
         else:
-            self.subgoals = self.judge.propose(rcfg.task, rcfg.max_subgoals)
-            if not self.subgoals:
+            proposed = self.judge.propose(rcfg.task, rcfg.max_subgoals)
+            if not proposed:
                 raise ConfigError(
                     f"reward.subgoals is empty and no subgoals for reward.task={rcfg.task!r} "
                     f"could be had in llm.mode={lcfg.mode} (cache {lcfg.cache_path!r}); "
                     "list them in reward.subgoals or record them with llm.mode=record"
                 )
+            self.subgoals = proposed
         need_matcher = self.kind == "ellm" or rcfg.prefilter >= 0
         self.matcher = None
         if need_matcher:
