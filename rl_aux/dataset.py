@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,8 @@ def load_transitions(directory: str, limit: int | None = None) -> tuple[Transiti
             break
     if not total:
         raise ValueError(f"{directory}: no transitions")
-    data = {f: np.concatenate(parts[f])[:limit] for f in FIELDS}
+    # host numpy arrays in the Transition: jax takes them wherever it expects a jax.Array
+    data: dict[str, Any] = {f: np.concatenate(parts[f])[:limit] for f in FIELDS}
     dt = np.dtype(meta["obs_dtype"])
     data["obs"] = data["obs"].astype(dt)
     data["next_obs"] = data["next_obs"].astype(dt)

@@ -293,11 +293,12 @@ def return_summary(run_dir: str, label: str) -> dict:
     """Per (grid, seed): episode-weighted mean return over the last 10% of steps, last eval."""
     import pandas as pd
 
-    df = pd.read_csv(os.path.join(run_dir, "metrics.csv"))
+    # pandas' inline types make groupby keys Hashable and column picks unions: unchecked
+    df: Any = pd.read_csv(os.path.join(run_dir, "metrics.csv"))
     out = {}
     for (g, s), d in df.groupby(["grid", "seed"]):
         tail = d[d["global_step"] > d["global_step"].max() * 0.9]
-        ev = d["eval/episodic_return"].dropna() if "eval/episodic_return" in d.columns else []
+        ev: Any = d["eval/episodic_return"].dropna() if "eval/episodic_return" in d.columns else []
         w = tail["charts/episodes"].to_numpy()
         r = tail["charts/episodic_return"].fillna(0).to_numpy()
         out[(int(g), int(s))] = {

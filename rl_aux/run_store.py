@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from importlib import metadata
-from typing import Any
+from typing import IO, Any, cast
 
 import yaml
 
@@ -124,7 +124,8 @@ class RunStore:
             if keep_rows is not None:
                 kept = kept[:keep_rows]
             else:
-                kept = [r for r in kept if int(r["global_step"]) <= keep_up_to_step]
+                last = cast(int, keep_up_to_step)  # not None: one of the two is set
+                kept = [r for r in kept if int(r["global_step"]) <= last]
         self.rows_written = len(kept)
         tmp = self.metrics_path + ".tmp"
         with open(tmp, "w", newline="") as f:
@@ -137,9 +138,10 @@ class RunStore:
 
     def log_rows(self, rows: list[dict]) -> None:
         self.rows_written += len(rows)
+        writer, file = cast(csv.DictWriter, self._writer), cast(IO[str], self._file)  # open
         for row in rows:
-            self._writer.writerow({k: _fmt(v) for k, v in row.items()})
-        self._file.flush()  # survives the process dying; `sync` survives the machine dying
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        file.flush()  # survives the process dying; `sync` survives the machine dying
         for row in rows:
             run = self._wandb_runs.get((int(row["seed"]), int(row["grid"])))
             if run is not None:
@@ -175,7 +177,7 @@ class RunStore:
         for seed, grid, hp in runs:
             name = f"{group}-g{grid}-s{seed}" if len(runs) > 1 else f"{group}-s{seed}"
             self._wandb_runs[(seed, grid)] = wandb.init(
-                mode=mode,
+                mode=cast(Any, mode),  # a str; wandb's stubs spell its accepted values
                 project=project,
                 entity=entity,
                 group=group,
