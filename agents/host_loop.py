@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,9 @@ class HostRewardSource(Protocol):
     name: str  # the rollout gets aux["r_aux/<name>"]
     host_keys: tuple  # NLE arrays step_ids reads (added to env.options.host_keys)
 
-    def step_ids(self, prev: Mapping, actions: Sequence[int], nxt: Mapping) -> np.ndarray: ...
+    def step_ids(
+        self, prev: Mapping, actions: Sequence[int] | np.ndarray, nxt: Mapping, /
+    ) -> np.ndarray: ...
 
     def rollout_rewards(self, ids: np.ndarray, dones: np.ndarray) -> np.ndarray: ...
 
@@ -265,11 +267,12 @@ class HostPPO:
         One call on k*N transitions instead of k calls on N: the source's numpy work is per
         call more than per row.
         """
-        n, keys, out = len(steps[0][1]), self.source.host_keys, []
+        src = cast(HostRewardSource, self.source)  # called only with a source
+        n, keys, out = len(steps[0][1]), src.host_keys, []
         for lo in range(0, len(steps), self.source_batch):
             part = steps[lo : lo + self.source_batch]
             cat = lambda i, part=part: {k: np.concatenate([p[i][k] for p in part]) for k in keys}
-            ids = self.source.step_ids(cat(0), np.concatenate([p[1] for p in part]), cat(2))
+            ids = src.step_ids(cat(0), np.concatenate([p[1] for p in part]), cat(2))
             out.append(np.asarray(ids).reshape(-1, n))
         return np.concatenate(out)
 
@@ -287,7 +290,7 @@ class HostPPO:
         agent, env = self.agent, self.env
         n = env.num_envs
         if resume is None:
-            k_env, k_act = jax.random.split(key)
+            k_env, k_act = jax.random.split(cast(jax.Array, key))  # given when not resuming
             _, ts = env.reset(k_env)
             actor = {
                 "obs": ts.obs,
@@ -324,8 +327,9 @@ class HostPPO:
         b = self.behaviour_version(self._done)
         with self._cond:
             behaviour = self._params[b]
-        tree = {"learner": state, "actor": roll.end["actor"], "behaviour": behaviour}
-        return tree, {"replay": roll.end["replay"], "update": self._done}
+        end = cast(dict, roll.end)  # _collect sets it on every rollout
+        tree = {"learner": state, "actor": end["actor"], "behaviour": behaviour}
+        return tree, {"replay": end["replay"], "update": self._done}
 
     def like(self, state) -> dict:
         """The checkpoint pytree's structure (for restoring into), from an initial state."""
@@ -373,7 +377,9 @@ class HostPPO:
         if self._thread is None:
             params, v = self._params_for(self._next_roll)
             self._next_roll += 1
-            return self._collect(params, v, self._env_state)
+            return cast(
+                HostRollout, self._collect(params, v, self._env_state)
+            )  # no stop: never None
         while True:
             if self._error:
                 raise self._error[0]
@@ -386,7 +392,7 @@ class HostPPO:
         """The source's r_aux (rollouts arrive in order: per-episode state holds) and the
         reward the learner optimises."""
         if self.source is not None:
-            roll.source_ids = self._source_ids(roll.source_steps)
+            roll.source_ids = self._source_ids(cast(list, roll.source_steps))
             roll.source_steps = None  # the host arrays are no longer needed
             dones = roll.terminated | roll.truncated
             r_aux = self.source.rollout_rewards(roll.source_ids, dones)
@@ -504,7 +510,7 @@ class HostDQN:
             self._obs = ts.obs
             if self.source is not None:
                 self.source.reset()
-                self.history.reset()
+                cast(Any, self.history).reset()  # built with the source
         else:
             obs = self.env.restore_replay(resume["replay"])
             if not same_obs(resume["actor"]["obs"], obs):
@@ -533,14 +539,17 @@ class HostDQN:
             ts_dev = ts.replace(extras={k: v for k, v in ts.extras.items() if k != "lost"})
             extras, table = {}, None
             if src is not None:
-                ids = src.step_ids(self._host, np.asarray(a), self.env.last_host_obs())
+                history = cast(Any, self.history)  # built with the source, as is self._host
+                ids = src.step_ids(
+                    cast(Mapping, self._host), np.asarray(a), self.env.last_host_obs()
+                )
                 self._host = self.env.current_host_obs()
-                prior = self.history.step(ids, np.asarray(ts.done))
+                prior = history.step(ids, np.asarray(ts.done))
                 extras = {"caption_id": ids, "caption_prior": prior}
                 table = src.current_table()
             state, m = self._observe(state, self._obs, a, ts_dev, extras, table)
             if src is not None:
-                m = {**m, "llm/history_overflow": self.history.overflow}
+                m = {**m, "llm/history_overflow": history.overflow}
             self._obs = ts.obs
             if on_update is not None:
                 now = time.perf_counter()
@@ -628,7 +637,8 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
     module = reward_class(name)(cfg.reward, cfg.agent.gamma)
 
     def reward_fn(roll: HostRollout) -> np.ndarray:
-        tr = Transition(
+        # host numpy arrays, and None for the observations the reward modules never read
+        fields: dict[str, Any] = dict(
             obs=None,
             action=roll.action,
             reward=roll.reward,
@@ -636,6 +646,7 @@ def host_reward(cfg, env) -> tuple[HostRewardSource | None, Callable | None]:
             truncated=roll.truncated,
             next_obs=None,
         )
+        tr = Transition(**fields)
         r, _ = module.reward({}, tr.replace(extras=roll.aux))
         return np.asarray(r, np.float32)
 
@@ -687,7 +698,7 @@ def run_host(cfg, env, agent, quiet: bool = False, resolved: dict | None = None)
     finally:
         env.close()
         if source is not None and hasattr(source, "close"):
-            source.close()
+            cast(Any, source).close()  # an optional method of a source
     summary = return_summary(cfg.run_dir, cfg.label)
     if not quiet:
         for (_, s), v in summary["per_seed"].items():
@@ -766,10 +777,12 @@ class HostRun:
             acc.add(m, data, bool(self.learns(i + 1)) if self.learns is not None else True)
             self.last = data
 
-        if self.agent.kind == "q":
-            self.state = self.trainer.updates(self.state, lo, hi - lo, on_update)
+        if self.agent.kind == "q":  # __init__ built the trainer of the agent's kind
+            trainer = cast(HostDQN, self.trainer)
+            self.state = trainer.updates(self.state, lo, hi - lo, on_update)
         else:
-            self.state = self.trainer.updates(self.state, hi - lo, on_update, self.num_updates)
+            ppo = cast(HostPPO, self.trainer)
+            self.state = ppo.updates(self.state, hi - lo, on_update, self.num_updates)
         row = acc.row(hi * self.spu, self.cfg.seed + s, self.hp["lr"])
         if self.source is not None:  # the source's counters; PPO: mean aux return too
             if self.agent.kind != "q":  # DQN pays r_aux at sampling time, not per episode
@@ -805,7 +818,7 @@ class WindowStats:
         if isinstance(data, HostRollout):
             lost, ret, length = data.lost, data.episode_return, data.episode_length
             if data.aux:
-                self.add_aux(sum(data.aux.values()), data)
+                self.add_aux(cast(np.ndarray, sum(data.aux.values())), data)
         else:
             ex = data.extras
             lost, ret, length = ex["lost"], ex["episode_return"], ex["episode_length"]

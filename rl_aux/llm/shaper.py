@@ -105,7 +105,9 @@ class SubgoalShaper:
         """Forget per-episode completions (a new seed's envs start fresh episodes)."""
         self.achieved = jnp.zeros((self.num_envs, len(self.subgoals)), bool)
 
-    def step_ids(self, prev_obs: Mapping, actions: Sequence[int], next_obs: Mapping) -> np.ndarray:
+    def step_ids(
+        self, prev_obs: Mapping, actions: Sequence[int] | np.ndarray, next_obs: Mapping
+    ) -> np.ndarray:
         """[E] caption ids of one vector step.
 
         prev_obs/next_obs: [E, ...] arrays of the NLE keys in `caption.OBS_KEYS`, COPIED out of

@@ -93,7 +93,9 @@ class KeyRoomOracleSource:
         """The fixed [8 label masks, 3 subgoals] table (DQN looks rewards up at sampling time)."""
         return self.table
 
-    def step_ids(self, prev: Mapping, actions: Sequence[int], nxt: Mapping) -> np.ndarray:
+    def step_ids(
+        self, prev: Mapping, actions: Sequence[int] | np.ndarray, nxt: Mapping
+    ) -> np.ndarray:
         lab = keyroom_labels(prev, [self.action_names[int(a)] for a in actions], nxt)
         return (lab * (1 << np.arange(3))).sum(-1).astype(np.int32)
 
