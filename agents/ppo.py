@@ -41,7 +41,7 @@ from rl_aux.learner import (
 )
 from rl_aux.networks.network import NetworkConfig, make_network, network_initial_carry, unroll
 from rl_aux.rewards.hook import RewardHook
-from rl_aux.rl_math import gae
+from rl_aux.rl_math import gae, successor_values, truncations_per_env
 from rl_aux.typed_config import ConfigError, spec
 from rl_aux.types import Rollout, Struct, Transition
 
@@ -274,10 +274,13 @@ class PPO:
                 state_after.params["net"], state_after.obs, state_after.carry, state_after.first
             )
             return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
-        if cfg.bootstrap_truncation:
-            out, _ = self.net.apply(state_before.params["net"], traj.tr.next_obs)
-            return out["value"]
         last, _ = self.net.apply(state_after.params["net"], state_after.obs)
+        if cfg.bootstrap_truncation:  # V(final obs) only where an episode hit its time limit
+            k = truncations_per_env(cfg.num_steps, self.env.spec.max_episode_steps)
+            value_of = lambda obs: self.net.apply(state_before.params["net"], obs)[0]["value"]
+            return successor_values(
+                traj.value, last["value"], traj.tr.truncated, traj.tr.next_obs, value_of, k
+            )
         return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
 
     def _losses(self, params, target, mb: Batch, hparams, key, ent_coef=None):

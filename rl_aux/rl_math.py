@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -34,3 +37,40 @@ def gae(
 
     _, adv = jax.lax.scan(body, jnp.zeros_like(value[0]), (delta, not_done), reverse=True)
     return adv, adv + value
+
+
+def truncations_per_env(num_steps: int, max_episode_steps: int | None) -> int:
+    """At most how many of `num_steps` consecutive steps of one env can end by the time limit:
+    episodes truncate only at `max_episode_steps` (the Env contract), so consecutive truncations
+    are that many steps apart. Unknown limit: every step."""
+    if not max_episode_steps:
+        return num_steps
+    return min(num_steps, (num_steps - 1) // max_episode_steps + 1)
+
+
+def successor_values(
+    value: Array,
+    last_value: Array,
+    truncated: Array,
+    next_obs: Array,
+    value_fn: Callable[[Array], Array],
+    max_truncations: int,
+) -> Array:
+    """[T, N] V of each step's true successor for GAE, from the rollout's own values.
+
+    Where step t did not end, its successor is the next step's observation, whose value the
+    rollout already computed (`value[t + 1]`, `last_value` after the last step); only a
+    time-limit end needs V of its final observation, so `value_fn` runs on at most
+    `max_truncations` gathered observations per env instead of on all T x N (an ended
+    episode's terminal value is cut by `terminated` in `gae`).
+    """
+    chex.assert_equal_shape([value, truncated])
+    t, n = value.shape
+    following = jnp.concatenate([value[1:], last_value[None]], 0)
+    k = max_truncations
+    rows = jax.vmap(lambda c: jnp.nonzero(c, size=k, fill_value=0)[0], 1, 1)(truncated)  # [K, N]
+    cols = jnp.broadcast_to(jnp.arange(n), (k, n))
+    finals = next_obs[rows, cols]  # [K, N, ...]
+    v = value_fn(finals.reshape(k * n, *finals.shape[2:])).reshape(k, n)
+    hit = truncated[rows, cols]  # False where `rows` is only padding
+    return following.at[rows, cols].set(jnp.where(hit, v, following[rows, cols]))
