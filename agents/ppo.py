@@ -220,12 +220,6 @@ class PPO:
             logp = jax.nn.log_softmax(out["logits"])[jnp.arange(cfg.num_envs), action]
             env_state, ts = self.env.step(c.env_state, action, k_env)
             next_obs = ts.extras["next_obs"]
-            next_value = jnp.zeros_like(out["value"])
-            if self.recurrent and cfg.bootstrap_truncation:  # V(true next obs | history)
-                nout, _ = self.net.apply(
-                    state.params["net"], next_obs, carry, jnp.zeros_like(c.first)
-                )
-                next_value = nout["value"]
             # auxiliary reward sources travel with the transition for the reward module
             aux = {k: v for k, v in ts.extras.items() if k.startswith("r_aux/")}
             rec = Rollout(
@@ -242,7 +236,6 @@ class PPO:
                 carry_in=c.carry,
                 logp=logp,
                 value=out["value"],
-                next_value=next_value,
                 ep_return=ts.extras["episode_return"],
                 ep_length=ts.extras["episode_length"],
                 # envs with a goal: logged as charts/success
@@ -265,23 +258,41 @@ class PPO:
         return state, traj
 
     def _next_values(self, state_before: PPOState, state_after: PPOState, traj: Rollout):
-        """[T, N] values that bootstrap each step (see `Rollout.next_value`)."""
+        """[T, N] values that bootstrap each step (see `Rollout.next_value`): the next step's
+        value from the rollout, and with `bootstrap_truncation` V of the final observation
+        (given the history, for a recurrent core) at time-limit ends."""
         cfg = self.cfg
+        params = state_before.params["net"]  # the acting params: the rollout's values are theirs
         if self.recurrent:
-            if cfg.bootstrap_truncation:
-                return traj.next_value
             last, _ = self.net.apply(
                 state_after.params["net"], state_after.obs, state_after.carry, state_after.first
             )
+        else:
+            last, _ = self.net.apply(state_after.params["net"], state_after.obs)
+        if not cfg.bootstrap_truncation:
             return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
-        last, _ = self.net.apply(state_after.params["net"], state_after.obs)
-        if cfg.bootstrap_truncation:  # V(final obs) only where an episode hit its time limit
-            k = truncations_per_env(cfg.num_steps, self.env.spec.max_episode_steps)
-            value_of = lambda obs: self.net.apply(state_before.params["net"], obs)[0]["value"]
-            return successor_values(
-                traj.value, last["value"], traj.tr.truncated, traj.tr.next_obs, value_of, k
+        k = truncations_per_env(cfg.num_steps, self.env.spec.max_episode_steps)
+        if self.recurrent:  # the carry after step t is the one fed to step t + 1
+            after = jax.tree.map(
+                lambda seq, end: jnp.concatenate([seq[1:], end[None]], 0),
+                traj.carry_in,
+                state_after.carry,
             )
-        return jnp.concatenate([traj.value[1:], last["value"][None]], 0)
+            successors = (traj.tr.next_obs, after)
+
+            def value_of(s):
+                obs, carry = s
+                first = jnp.zeros(obs.shape[0], bool)
+                return self.net.apply(params, obs, carry, first)[0]["value"]
+        else:
+            successors = traj.tr.next_obs
+
+            def value_of(s):
+                return self.net.apply(params, s)[0]["value"]
+
+        return successor_values(
+            traj.value, last["value"], traj.tr.truncated, successors, value_of, k
+        )
 
     def _losses(self, params, target, mb: Batch, hparams, key, ent_coef=None):
         """((main, weighted aux), metrics) on a minibatch: [B] samples or [T, B] sequences.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import chex
 import jax
@@ -52,17 +53,19 @@ def successor_values(
     value: Array,
     last_value: Array,
     truncated: Array,
-    next_obs: Array,
-    value_fn: Callable[[Array], Array],
+    successors: Any,
+    value_fn: Callable[[Any], Array],
     max_truncations: int,
 ) -> Array:
     """[T, N] V of each step's true successor for GAE, from the rollout's own values.
 
-    Where step t did not end, its successor is the next step's observation, whose value the
-    rollout already computed (`value[t + 1]`, `last_value` after the last step); only a
-    time-limit end needs V of its final observation, so `value_fn` runs on at most
-    `max_truncations` gathered observations per env instead of on all T x N (an ended
-    episode's terminal value is cut by `terminated` in `gae`).
+    Where step t did not end, its successor is the next step's input, whose value the rollout
+    already computed (`value[t + 1]`, `last_value` after the last step); only a time-limit end
+    needs V of its final observation, so `value_fn` runs on at most `max_truncations` gathered
+    entries per env instead of on all T x N (an ended episode's terminal value is cut by
+    `terminated` in `gae`). `successors` is a pytree of [T, N, ...] leaves (the final
+    observations, and for a recurrent core the carry after each step); `value_fn` gets it
+    gathered, with leaves [K * N, ...].
     """
     chex.assert_equal_shape([value, truncated])
     t, n = value.shape
@@ -70,7 +73,7 @@ def successor_values(
     k = max_truncations
     rows = jax.vmap(lambda c: jnp.nonzero(c, size=k, fill_value=0)[0], 1, 1)(truncated)  # [K, N]
     cols = jnp.broadcast_to(jnp.arange(n), (k, n))
-    finals = next_obs[rows, cols]  # [K, N, ...]
-    v = value_fn(finals.reshape(k * n, *finals.shape[2:])).reshape(k, n)
+    finals = jax.tree.map(lambda x: x[rows, cols].reshape(k * n, *x.shape[2:]), successors)
+    v = value_fn(finals).reshape(k, n)
     hit = truncated[rows, cols]  # False where `rows` is only padding
     return following.at[rows, cols].set(jnp.where(hit, v, following[rows, cols]))

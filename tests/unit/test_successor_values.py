@@ -41,3 +41,23 @@ def test_successor_values_equal_a_full_pass_on_time_limited_episodes(limit):
     live = ~term  # a terminated step's successor value is cut by GAE
     np.testing.assert_allclose(np.asarray(got)[live], want[live], rtol=1e-6, atol=1e-6)
     assert trunc.any()
+
+
+def test_successor_values_take_a_pytree_of_successors_for_a_recurrent_core():
+    """Successors given as (final obs, carry after the step): the gathered pytree reaches
+    `value_fn` whole, and truncated steps get V(final obs | carry), as a full pass gives."""
+    t, n, d, h = 12, 4, 3, 5
+    k_obs, k_carry, k_w = jax.random.split(jax.random.PRNGKey(1), 3)
+    w_obs, w_carry = jax.random.normal(k_w, (d,)), jnp.arange(h, dtype=jnp.float32)
+    value_fn = lambda s: jnp.tanh(s[0] @ w_obs + 0.1 * s[1] @ w_carry)
+    next_obs = jax.random.normal(k_obs, (t, n, d))
+    carry = jax.random.normal(k_carry, (t, n, h))
+    trunc = np.zeros((t, n), bool)
+    trunc[4::5] = True  # a time limit of 5 steps
+    full = np.asarray(value_fn((next_obs.reshape(t * n, d), carry.reshape(t * n, h)))).reshape(t, n)
+    value = jnp.asarray(np.roll(full, 1, 0))  # value[t + 1] = V of step t's successor
+    last = jnp.asarray(full[-1])
+    got = successor_values(value, last, jnp.asarray(trunc), (next_obs, carry), value_fn,
+                           truncations_per_env(t, 5))  # fmt: skip
+    np.testing.assert_allclose(np.asarray(got)[trunc], full[trunc], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(got)[:-1][~trunc[:-1]], full[:-1][~trunc[:-1]])
