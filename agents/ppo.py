@@ -10,7 +10,6 @@ update optimises, through `rl_aux/rewards/hook.py`; without one the env reward i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any, NamedTuple, cast
 
 import chex
@@ -350,13 +349,11 @@ class PPO:
 
         `traj` is a time-major [T, N] `Rollout` (rl_aux/types.py) with `next_value` set, and
         for recurrent networks `carry_in`. `_update` feeds it from the jitted rollout;
-        host-stepped envs feed it from their host loop (agents/host_loop.py, which still
-        passes a dict of the same fields), so both paths share this code. With a reward
+        host-stepped envs feed it from their host loop (agents/host_loop.py,
+        `learner_rollout`), so both paths share this code. With a reward
         module, `tr.extras["r_aux/<source>"]` ([T, N]) carries its auxiliary rewards; optional
         `success` ([T, N] bool) is logged as the success rate of the finished episodes.
         """
-        if isinstance(traj, Mapping):
-            traj = Rollout(**traj)
         cfg = self.cfg
         tr = traj.tr
         chex.assert_rank(traj.value, 2)
