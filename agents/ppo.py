@@ -27,6 +27,7 @@ from rl_aux.learner import (
     TrainCarry,
     annealed_lr,
     as_hparams,
+    balancer_at,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -363,6 +364,7 @@ class PPO:
         lr = annealed_lr(state.hparams["lr"], state.update, self.total_updates, cfg.anneal_lr)
         opt_state = set_lr(state.opt_state, lr)
         ent_coef = self.ent_coef_at(state.update, state.hparams)
+        balancer = balancer_at(cfg, state.hparams, self.balancer)
         gamma = hp(state.hparams, "gamma", cfg.gamma)
         reward, reward_state, reward_metrics = tr.reward, state.reward, {}
         if self.reward is not None:  # the reward module's r and gamma (and its outer step)
@@ -391,7 +393,7 @@ class PPO:
                 train, k = c
                 k, k_l = jax.random.split(k)
                 fn = lambda p: self._losses(p, train.target, mb, state.hparams, k_l, ent_coef)
-                train, m = gradient_step(fn, train, self.tx, self.balancer, self.suite.target_tau)
+                train, m = gradient_step(fn, train, self.tx, balancer, self.suite.target_tau)
                 return (train, k), m
 
             (train, _), m = jax.lax.scan(mb_step, (c.train, k_loss), mbs)
