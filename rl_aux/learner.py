@@ -15,7 +15,7 @@ import optax
 
 from rl_aux.balancers import Balancer, balanced_grads, balancer_options, make_balancer
 from rl_aux.clipping import NO_GROUPS, ClipGroups, clip_transform, resolve_scope
-from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.heads.suite import HeadSuite
 from rl_aux.typed_config import BALANCER_GRID
 from rl_aux.types import Array, Params, PRNGKey, Transition
 
@@ -144,7 +144,7 @@ def gradient_step(
     params, opt_state = apply_gradients(tx, grads, c.opt_state, c.params)
     target = c.target
     if target is not None:
-        target = ema_update(target, params, target_tau)
+        target = target_update(target, params, target_tau)  # the one EMA formula
     m["losses/grad_norm"] = optax.tree.norm(grads)
     return TrainCarry(params=params, target=target, opt_state=opt_state, bal_state=bal_state), m
 
@@ -156,7 +156,10 @@ def apply_gradients(tx: optax.GradientTransformation, grads, opt_state, params):
 
 
 def target_update(target: Params, params: Params, tau: float) -> Params:
-    """A target network's step towards `params`: tau = 1 copies, tau < 1 is a Polyak step."""
+    """A target network's step towards `params`: tau = 1 copies, tau < 1 is a Polyak step.
+
+    optax's tau * params + (1 - tau) * target: the one EMA formula for every target (heads',
+    DQN's, PVN's)."""
     return optax.incremental_update(params, target, tau)
 
 
