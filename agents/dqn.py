@@ -25,6 +25,7 @@ from rl_aux.learner import (
     TrainCarry,
     annealed_lr,
     as_hparams,
+    balancer_at,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -256,12 +257,13 @@ class DQN:
 
     def _learn(self, state: DQNState):
         cfg = self.cfg
+        balancer = balancer_at(cfg, state.hparams, self.balancer)
 
         def one(c: TrainCarry, b: ReplayBatch):
             fn = lambda p: self._losses(
                 p, state.target_params, c.target, b.tr, b.discount, state.hparams, b.key
             )
-            return gradient_step(fn, c, self.tx, self.balancer, self.suite.target_tau)
+            return gradient_step(fn, c, self.tx, balancer, self.suite.target_tau)
 
         def keys(c, _):
             c, k_s, k_l = jax.random.split(c, 3)

@@ -37,7 +37,7 @@ import numpy as np
 
 from rl_aux.learner import learned_mean
 from rl_aux.networks.network import network_initial_carry
-from rl_aux.types import Transition
+from rl_aux.types import Rollout, Transition
 
 
 class HostRewardSource(Protocol):
@@ -139,51 +139,30 @@ class HostPPO:
             logp = jnp.take_along_axis(jax.nn.log_softmax(out["logits"]), a[:, None], -1)[:, 0]
             return a, carry, logp, out["value"], key
 
-        def learn(state, roll):
-            tr = Transition(
-                obs=roll["obs"],
-                action=roll["action"],
-                reward=roll["reward"],
-                terminated=roll["terminated"],
-                truncated=roll["truncated"],
-                next_obs=roll["next_obs"],
-                # the agent's reward module (reward=blend) reads r_aux/<source> in its update
-                extras=roll["aux"] if agent.reward is not None else {},
-            )
+        def learn(state, traj: Rollout, carry_last):
             # Values (and bootstrap values) under the learner's params, not the actor's: with
             # overlap the actor's are one or two updates stale, and PPO's clipped value loss
             # anchored on stale values stalls the critic (Room-5x5, overlapped with stored
             # values: value loss 0.2-6 and collapsing returns; alternating, where they are
             # current: 0.001-0.01 and solved). The policy ratio keeps the behaviour log-probs.
-            p = state.params["net"]
+            p, tr = state.params["net"], traj.tr
             if agent.recurrent:  # carry after step t = carry fed to step t+1 (pre-reset)
                 carry_out = jax.tree.map(
                     lambda c, last: jnp.concatenate([c[1:], last[None]], 0),
-                    roll["carry_in"],
-                    roll["carry_last"],
+                    traj.carry_in,
+                    carry_last,
                 )
-                no_reset = jnp.zeros_like(roll["first"][0])
+                no_reset = jnp.zeros_like(traj.first[0])
                 nv = jax.vmap(lambda o, c: net.apply(p, o, c, no_reset)[0]["value"])(
-                    roll["next_obs"], carry_out
+                    tr.next_obs, carry_out
                 )
                 v = jax.vmap(lambda o, c, f: net.apply(p, o, c, f)[0]["value"])(
-                    roll["obs"], roll["carry_in"], roll["first"]
+                    tr.obs, traj.carry_in, traj.first
                 )
             else:
-                nv = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(roll["next_obs"])
-                v = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(roll["obs"])
-            traj = dict(
-                tr=tr,
-                first=roll["first"],
-                logp=roll["logp"],
-                value=v,
-                next_value=nv,
-                ep_return=roll["episode_return"],
-                ep_length=roll["episode_length"],
-            )
-            if agent.recurrent:
-                traj["carry_in"] = roll["carry_in"]
-            return agent.learn(state, traj)
+                nv = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(tr.next_obs)
+                v = jax.vmap(lambda o: net.apply(p, o)[0]["value"])(tr.obs)
+            return agent.learn(state, traj.replace(value=v, next_value=nv))
 
         self._act = jax.jit(act)
         self._learn = jax.jit(learn)
@@ -414,7 +393,9 @@ class HostPPO:
         for _ in range(n):
             i = self._done
             roll = self._with_rewards(self._next_rollout())
-            state, m = self._learn(state, _device_roll(roll))
+            # the agent's reward module (reward=blend) reads r_aux/<source> in its update
+            traj, carry_last = learner_rollout(roll, aux=self.agent.reward is not None)
+            state, m = self._learn(state, traj, carry_last)
             self._done = i + 1
             with self._cond:
                 self._params[i + 1] = state.params
@@ -451,16 +432,34 @@ class HostPPO:
             self.end()
 
 
-def _device_roll(r: HostRollout) -> dict:
-    skip = {"messages", "host_obs", "params_version", "lost", "learn_reward"}
-    skip |= {"source_ids", "source_steps", "end"}  # host-side only
-    out = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name not in skip}
-    if r.learn_reward is not None:
-        out["reward"] = r.learn_reward
-    if out["carry_in"] is None:
-        out.pop("carry_in")
-        out.pop("carry_last")
-    return out
+def learner_rollout(host: HostRollout, aux: bool) -> tuple[Rollout, Any]:
+    """The learner's `Rollout` of a host rollout (numpy leaves) and the actor's last carry.
+
+    The reward is what the learner optimises (`learn_reward` when a reward_fn set it); `aux`
+    puts the source's `r_aux/<name>` arrays in `tr.extras` (a reward module reads them in the
+    update). `value` is the actor's; the jitted learn recomputes it under the learner's params.
+    """
+    # host numpy arrays in the structs: jax takes them wherever it expects a jax.Array
+    r = cast(Any, host)
+    tr = Transition(
+        obs=r.obs,
+        action=r.action,
+        reward=r.reward if r.learn_reward is None else r.learn_reward,
+        terminated=r.terminated,
+        truncated=r.truncated,
+        next_obs=r.next_obs,
+        extras=r.aux if aux else {},
+    )
+    traj = Rollout(
+        tr=tr,
+        first=r.first,
+        logp=r.logp,
+        value=r.value,
+        ep_return=r.episode_return,
+        ep_length=r.episode_length,
+        carry_in=r.carry_in,
+    )
+    return traj, r.carry_last if r.carry_in is not None else None
 
 
 class HostDQN:

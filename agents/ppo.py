@@ -10,7 +10,6 @@ update optimises, through `rl_aux/rewards/hook.py`; without one the env reward i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any, NamedTuple, cast
 
 import chex
@@ -28,6 +27,7 @@ from rl_aux.learner import (
     TrainCarry,
     annealed_lr,
     as_hparams,
+    balancer_at,
     balancer_from,
     default_hparams,
     episode_metrics,
@@ -364,13 +364,11 @@ class PPO:
 
         `traj` is a time-major [T, N] `Rollout` (rl_aux/types.py) with `next_value` set, and
         for recurrent networks `carry_in`. `_update` feeds it from the jitted rollout;
-        host-stepped envs feed it from their host loop (agents/host_loop.py, which still
-        passes a dict of the same fields), so both paths share this code. With a reward
+        host-stepped envs feed it from their host loop (agents/host_loop.py,
+        `learner_rollout`), so both paths share this code. With a reward
         module, `tr.extras["r_aux/<source>"]` ([T, N]) carries its auxiliary rewards; optional
         `success` ([T, N] bool) is logged as the success rate of the finished episodes.
         """
-        if isinstance(traj, Mapping):
-            traj = Rollout(**traj)
         cfg = self.cfg
         tr = traj.tr
         chex.assert_rank(traj.value, 2)
@@ -380,6 +378,7 @@ class PPO:
         lr = annealed_lr(state.hparams["lr"], state.update, self.total_updates, cfg.anneal_lr)
         opt_state = set_lr(state.opt_state, lr)
         ent_coef = self.ent_coef_at(state.update, state.hparams)
+        balancer = balancer_at(cfg, state.hparams, self.balancer)
         gamma = hp(state.hparams, "gamma", cfg.gamma)
         reward, reward_state, reward_metrics = tr.reward, state.reward, {}
         if self.reward is not None:  # the reward module's r and gamma (and its outer step)
@@ -408,7 +407,7 @@ class PPO:
                 train, k = c
                 k, k_l = jax.random.split(k)
                 fn = lambda p: self._losses(p, train.target, mb, state.hparams, k_l, ent_coef)
-                train, m = gradient_step(fn, train, self.tx, self.balancer, self.suite.target_tau)
+                train, m = gradient_step(fn, train, self.tx, balancer, self.suite.target_tau)
                 return (train, k), m
 
             (train, _), m = jax.lax.scan(mb_step, (c.train, k_loss), mbs)

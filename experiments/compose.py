@@ -21,6 +21,7 @@ from rl_aux.heads.base import PLUGIN_HINT, HeadConfig, head_class, registered_he
 from rl_aux.llm.settings import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.typed_config import (
+    BALANCER_GRID,
     ConfigError,
     check_value,
     from_dict,
@@ -441,7 +442,7 @@ def build(raw: dict) -> TrainConfig:
         reward_cfg = _blend_sources(reward_cfg, env_cfg.name)
     raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
-    _check_grid(grid, heads, agent_cls, reward_name)
+    _check_grid(grid, heads, agent_cls, reward_name, getattr(agent_cfg, "balancer", None))
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
     resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg), gradient_batch(agent_cfg))
@@ -543,11 +544,13 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def grid_fields(agent_cls: type, reward_name: str = "env") -> dict[str, dict]:
+def grid_fields(agent_cls: type, reward_name: str = "env", balancer: Any = None) -> dict[str, dict]:
     """{grid key: constraints} a grid can vmap for this agent: the float fields of its config
-    (rl_aux/typed_config.grid_floats), none for an offline learner (it trains one point). With a
-    reward module, `gamma` comes from the module, and reward=blend's inner loss reads the loss
-    coefficients from the config too, so those stay off the grid."""
+    (rl_aux/typed_config.grid_floats) and, as `balancer.<opt>`, those of the selected
+    balancer's config (its factory is rebuilt inside the trace with the gridded values); none
+    for an offline learner (it trains one point). With a reward module, `gamma` comes from the
+    module, and reward=blend's inner loss reads the loss coefficients from the config too, so
+    those stay off the grid."""
     from agents.registry import is_offline
 
     if is_offline(agent_cls):
@@ -556,13 +559,18 @@ def grid_fields(agent_cls: type, reward_name: str = "env") -> dict[str, dict]:
     off = {"gamma"} if reward_name != "env" else set()
     if reward_name == "blend":
         off |= {"gae_lambda", "ent_coef", "vf_coef"}
-    return {k: v for k, v in fields.items() if k not in off}
+    fields = {k: v for k, v in fields.items() if k not in off}
+    if balancer is not None:
+        fields |= {f"{BALANCER_GRID}{k}": v for k, v in grid_floats(type(balancer)).items()}
+    return fields
 
 
-def _check_grid(grid: dict, heads: dict, agent_cls: type, reward_name: str) -> None:
-    """Grid axes: the agent config's float fields (`grid_fields`) and `<head>.weight`; each a
-    non-empty list of numbers within the field's own bounds."""
-    floats = grid_fields(agent_cls, reward_name)
+def _check_grid(
+    grid: dict, heads: dict, agent_cls: type, reward_name: str, balancer: Any = None
+) -> None:
+    """Grid axes: the agent config's and its balancer's float fields (`grid_fields`) and
+    `<head>.weight`; each a non-empty list of numbers within the field's own bounds."""
+    floats = grid_fields(agent_cls, reward_name, balancer)
     accepted = [*floats, *[f"{h}.weight" for h in heads]]
     for key, values in grid.items():
         head, _, field = key.partition(".")
@@ -572,10 +580,12 @@ def _check_grid(grid: dict, heads: dict, agent_cls: type, reward_name: str) -> N
                 f"head=[{head},...]) to sweep its weight. Vmappable now: {', '.join(accepted)}"
             )
         if key not in accepted:
+            name = getattr(balancer, "name", None)
             raise ConfigError(
-                f"grid.{key} is not a vmappable hyperparameter. Accepted: {', '.join(accepted)} "
-                "(the learner config's float fields that shape nothing, and grid.<head>.weight "
-                "for each selected head)"
+                f"grid.{key}={values!r} is not a vmappable hyperparameter. Accepted: "
+                f"{', '.join(accepted)} (the learner config's float fields that shape nothing, "
+                f"grid.balancer.<option> for the float options of the selected balancer "
+                f"(agent.balancer.name={name}), and grid.<head>.weight for each selected head)"
             )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}={values!r} must be a non-empty list of numbers")

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rl_aux.balancers import Balancer, balanced_grads, make_balancer
+from rl_aux.balancers import Balancer, balanced_grads, balancer_options, make_balancer
 from rl_aux.clipping import NO_GROUPS, ClipGroups, clip_transform, resolve_scope
-from rl_aux.heads.suite import HeadSuite, ema_update
+from rl_aux.heads.suite import HeadSuite
+from rl_aux.typed_config import BALANCER_GRID
 from rl_aux.types import Array, Params, PRNGKey, Transition
 
 
@@ -61,6 +62,18 @@ def set_lr(opt_state, lr):
 def balancer_from(cfg) -> Balancer:
     """The balancer of a learner config's nested `balancer` (its name and its own options)."""
     return make_balancer(cfg.balancer)
+
+
+def balancer_at(cfg, hparams: dict, static: Balancer) -> Balancer:
+    """The learner's balancer with the options a grid put in `hparams` (`balancer.<opt>`)
+    traced per grid point; `static` (the one built from the config) when there are none, so
+    runs without such an axis trace exactly as before."""
+    traced = {
+        k.removeprefix(BALANCER_GRID): v for k, v in hparams.items() if k.startswith(BALANCER_GRID)
+    }
+    if not traced:
+        return static
+    return make_balancer(cfg.balancer.name, **{**balancer_options(cfg.balancer), **traced})
 
 
 def default_hparams(cfg, suite: HeadSuite) -> dict:
@@ -131,7 +144,7 @@ def gradient_step(
     params, opt_state = apply_gradients(tx, grads, c.opt_state, c.params)
     target = c.target
     if target is not None:
-        target = ema_update(target, params, target_tau)
+        target = target_update(target, params, target_tau)  # the one EMA formula
     m["losses/grad_norm"] = optax.tree.norm(grads)
     return TrainCarry(params=params, target=target, opt_state=opt_state, bal_state=bal_state), m
 
@@ -143,7 +156,10 @@ def apply_gradients(tx: optax.GradientTransformation, grads, opt_state, params):
 
 
 def target_update(target: Params, params: Params, tau: float) -> Params:
-    """A target network's step towards `params`: tau = 1 copies, tau < 1 is a Polyak step."""
+    """A target network's step towards `params`: tau = 1 copies, tau < 1 is a Polyak step.
+
+    optax's tau * params + (1 - tau) * target: the one EMA formula for every target (heads',
+    DQN's, PVN's)."""
     return optax.incremental_update(params, target, tau)
 
 

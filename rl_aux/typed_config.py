@@ -77,6 +77,9 @@ def accepted_text(meta: dict) -> str:
     return "a value " + " and ".join(parts) if parts else "any value of its type"
 
 
+BALANCER_GRID = "balancer."  # grid key prefix of the balancer's options: grid.balancer.ema
+
+
 def grid_floats(cls: type) -> dict[str, dict]:
     """{name: constraints} of `cls`'s plain float fields a grid may vmap: every `float` field
     (not Optional, not nested) unless its spec says `grid=False`."""

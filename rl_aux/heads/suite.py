@@ -99,8 +99,3 @@ class HeadSuite:
             metrics[f"aux/{head.name}/weighted_loss"] = weights[head.name] * loss
             metrics.update({f"aux/{head.name}/{n}": v for n, v in m.items()})
         return total, metrics
-
-
-def ema_update(target: Params, params: Params, tau: float) -> Params:
-    """target <- (1 - tau) target + tau params."""
-    return jax.tree.map(lambda t, p: (1.0 - tau) * t + tau * p, target, params)

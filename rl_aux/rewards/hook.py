@@ -45,7 +45,7 @@ from rl_aux.rewards.base import RewardModule
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
 from rl_aux.typed_config import ConfigError
-from rl_aux.types import Array, Rollout, Transition
+from rl_aux.types import Array, Rollout, Struct, Transition
 
 FEATURES = "h"  # network output the reward module and the primary critic read (stop-gradient)
 
@@ -56,6 +56,27 @@ class BlendState:
     meta_opt: Any  # optax state of phi
     critic: Any  # primary critic V_p params
     critic_opt: Any
+
+
+@struct.dataclass(kw_only=True)
+class HookBatch(Struct):
+    """Time-major [T, n] data the bilevel losses read: a slice of the update's rollout.
+
+    `term` cuts the bootstrap (terminated, or done when truncation is terminal); `adv_p` the
+    primary advantage (set once V_p has run); `first` and `carry0` (each env's initial carry,
+    envs on axis 0) only for recurrent networks.
+    """
+
+    # fields in the order of the sorted dict keys this struct replaced: its leaves flatten in
+    # the same order, so the compiled outer step is the same program
+    adv_p: Array | None = None
+    carry0: Any = None
+    first: Array | None = None
+    logp: Array
+    next_value: Array
+    term: Array
+    tr: Transition
+    value: Array
 
 
 class PrimaryCritic(nn.Module):
@@ -108,20 +129,20 @@ class RewardHook:
         return BlendState(phi, self.meta_opt.init(phi), critic, self.critic_opt.init(critic))
 
     # ------------------------------------------------------------------ network pieces
-    def _outputs(self, params, b: dict) -> dict:
+    def _outputs(self, params, b: HookBatch) -> dict:
         """Network outputs over time-major [T, n] data (recurrent: from each env's carry0)."""
-        net, tr = self.agent.net, b["tr"]
+        net, tr = self.agent.net, b.tr
         if self.agent.recurrent:
-            out, carries = unroll(net, params["net"], tr.obs, b["carry0"], b["first"])
+            out, carries = unroll(net, params["net"], tr.obs, b.carry0, b.first)
             return {**out, "carries": carries}
         t, n = tr.action.shape
         obs = jax.tree.map(lambda x: x.reshape((t * n,) + x.shape[2:]), tr.obs)  # dict obs too
         out, _ = net.apply(params["net"], obs)
         return jax.tree.map(lambda x: x.reshape((t, n) + x.shape[1:]), out)
 
-    def _features(self, params, b: dict):
+    def _features(self, params, b: HookBatch):
         """Stop-gradient features of each step's state and of its true successor, [T, n, F]."""
-        net, tr = self.agent.net, b["tr"]
+        net, tr = self.agent.net, b.tr
         out = self._outputs(params, b)
         if self.agent.recurrent:
             no_reset = jnp.zeros(tr.action.shape[1], bool)
@@ -145,23 +166,24 @@ class RewardHook:
         return adv
 
     # ------------------------------------------------------------------ bilevel losses
-    def inner_loss(self, params, phi, b: dict):
+    def inner_loss(self, params, phi, b: HookBatch):
         """PPO's loss on r_phi without the clip (BARFI Sec. 4.2: the inner objective J_phi)."""
         cfg = self.agent.cfg
-        tr = b["tr"]
+        tr = b.tr
         r, gamma = self.module.reward(phi, tr)
-        adv, ret = gae(r, b["value"], b["next_value"], b["term"], tr.done, gamma, cfg.gae_lambda)
+        adv, ret = gae(r, b.value, b.next_value, b.term, tr.done, gamma, cfg.gae_lambda)
         out = self._outputs(params, b)
         logp, entropy = self._logp_entropy(out, tr.action)
-        ratio = jnp.exp(logp - b["logp"])
+        ratio = jnp.exp(logp - b.logp)
         pg = -(ratio * self._normalise(adv)).mean()
         v_loss = 0.5 * ((out["value"] - ret) ** 2).mean()
         return pg + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
 
-    def outer_loss(self, params, b: dict):
+    def outer_loss(self, params, b: HookBatch):
         """-E[ratio A_p] on a fresh batch: the primary return's surrogate (BARFI Eq. 2)."""
-        logp, _ = self._logp_entropy(self._outputs(params, b), b["tr"].action)
-        return -(jnp.exp(logp - b["logp"]) * b["adv_p"]).mean()
+        logp, _ = self._logp_entropy(self._outputs(params, b), b.tr.action)
+        adv_p = cast(Array, b.adv_p)  # set before the outer step
+        return -(jnp.exp(logp - b.logp) * adv_p).mean()
 
     # ------------------------------------------------------------------ the call
     def __call__(self, rstate, params, opt_state, traj: Rollout):
@@ -172,21 +194,28 @@ class RewardHook:
             r, gamma = self.module.reward({}, tr)
             return rstate, r, gamma, {}
         term = tr.terminated if cfg.bootstrap_truncation else tr.done
-        data = dict(tr=tr, logp=traj.logp, value=traj.value, next_value=traj.next_value, term=term)
-        if self.agent.recurrent:
-            data.update(first=traj.first, carry0=jax.tree.map(lambda c: c[0], traj.carry_in))
+        recurrent = self.agent.recurrent
+        data = HookBatch(
+            tr=tr,
+            logp=traj.logp,
+            value=traj.value,
+            next_value=cast(Array, traj.next_value),  # PPO's rollouts always set it
+            term=term,
+            first=traj.first if recurrent else None,
+            carry0=jax.tree.map(lambda c: c[0], traj.carry_in) if recurrent else None,
+        )
         feat, feat_next = self._features(params, data)
-        data["tr"] = tr = tr.replace(extras={**tr.extras, "features": feat})
+        tr = tr.replace(extras={**tr.extras, "features": feat})
         v_p = cast(Array, self.critic.apply(rstate.critic, feat))
         v_p_next = cast(Array, self.critic.apply(rstate.critic, feat_next))
         adv_p, ret_p = gae(tr.reward, v_p, v_p_next, term, tr.done, cfg.gamma, cfg.gae_lambda)
-        data["adv_p"] = adv_p
+        data = data.replace(tr=tr, adv_p=adv_p)
         phi, meta_opt = rstate.phi, rstate.meta_opt
         metrics = {}
         if self.hypergrad != "none":
             half = cfg.num_envs // 2
             b_in, b_out = _envs(data, 0, half), _envs(data, half, cfg.num_envs)
-            b_out["adv_p"] = self._normalise(b_out["adv_p"])
+            b_out = b_out.replace(adv_p=self._normalise(b_out.adv_p))
             mcfg = self.module.cfg
             if self.hypergrad == "lookahead":
                 m = mcfg.lookahead_steps
@@ -245,9 +274,16 @@ class RewardHook:
         return m
 
 
-def _envs(data: dict, lo: int, hi: int) -> dict:
+def _envs(data: HookBatch, lo: int, hi: int) -> HookBatch:
     """Envs lo:hi of time-major data (axis 1; `carry0` has envs on axis 0)."""
-    out = {k: jax.tree.map(lambda x: x[:, lo:hi], v) for k, v in data.items() if k != "carry0"}
-    if "carry0" in data:
-        out["carry0"] = jax.tree.map(lambda x: x[lo:hi], data["carry0"])
-    return out
+    cut = lambda x: x[:, lo:hi]
+    return HookBatch(
+        tr=jax.tree.map(cut, data.tr),
+        logp=cut(data.logp),
+        value=cut(data.value),
+        next_value=cut(data.next_value),
+        term=cut(data.term),
+        adv_p=jax.tree.map(cut, data.adv_p),
+        first=jax.tree.map(cut, data.first),
+        carry0=jax.tree.map(lambda x: x[lo:hi], data.carry0),
+    )

@@ -15,6 +15,7 @@ from experiments.train import build_agent
 from rl_aux.networks.network import NetworkConfig
 from rl_aux.rewards import reward_class
 from rl_aux.rewards.blend import BlendConfig, BlendReward
+from rl_aux.rewards.hook import HookBatch
 from rl_aux.types import Rollout, Transition
 
 TINY = PPOConfig(
@@ -112,9 +113,9 @@ def test_inner_loss_gradient_in_r_and_gamma_matches_hand_computation():
     state = jax.jit(agent.init)(jax.random.PRNGKey(1), agent.default_hparams())
     tj = _traj(agent, seed=1)
     tr = tj.tr
-    feat, _ = jax.jit(hook._features)(state.params, dict(tr=tr))
-    b = dict(tr=tr.replace(extras={**tr.extras, "features": feat}), logp=tj.logp)
-    b.update(value=tj.value, next_value=tj.next_value, term=tr.terminated)
+    b = HookBatch(tr=tr, logp=tj.logp, value=tj.value, next_value=tj.next_value, term=tr.terminated)
+    feat, _ = jax.jit(hook._features)(state.params, b)
+    b = b.replace(tr=tr.replace(extras={**tr.extras, "features": feat}))
     phi = state.reward.phi
     g = jax.jit(jax.grad(hook.inner_loss, argnums=1))(state.params, phi, b)
 

@@ -87,3 +87,41 @@ def test_every_accepted_float_is_read_from_hparams(agent, extra, monkeypatch):
     state = jax.eval_shape(learner.init, jax.random.PRNGKey(0), hparams)
     jax.eval_shape(lambda s: learner.train_chunk(s, 1), state)
     assert sorted(set(fields) - read) == []
+
+
+BLOOP = ["head=reward_pred", "agent.balancer.name=bloop"]
+
+
+def test_grid_balancer_option_is_a_column_and_each_point_equals_its_single_run(tmp_path):
+    """grid.balancer.ema rebuilds Bloop inside the trace per point: each equals its own run."""
+    grid = _metrics(tmp_path, "grid", [*BLOOP, "grid.balancer.ema=[0.05,1.0]"])
+    col = "hp/balancer.ema"
+    assert sorted(grid[col].unique()) == [0.05, 1.0]
+    a, b = (d.drop(columns=["grid", col]) for _, d in grid.groupby("grid"))
+    assert not np.array_equal(a["losses/entropy"], b["losses/entropy"])  # points differ
+    single = _metrics(tmp_path, "single", [*BLOOP, "agent.balancer.ema=1.0"])
+    point = grid[grid[col] == 1.0].drop(columns=["grid", col])
+    single = single.drop(columns=["grid"])
+    assert list(point.columns) == list(single.columns)
+    pd.testing.assert_frame_equal(
+        point.reset_index(drop=True), single.reset_index(drop=True), rtol=1e-5, atol=1e-7
+    )
+
+
+def test_bad_grid_balancer_key_names_the_value_and_the_accepted_fields():
+    with pytest.raises(ConfigError) as e:  # a bool option: not a float a trace can carry
+        load_config(
+            [
+                *TINY_PPO,
+                "head=reward_pred",
+                "agent.balancer.name=gradnorm",
+                "grid.balancer.learn_main=[0,1]",
+            ]
+        )
+    msg = str(e.value)
+    assert "grid.balancer.learn_main=[0, 1]" in msg
+    assert "balancer.alpha" in msg and "balancer.lr" in msg
+    with pytest.raises(ConfigError, match=r"grid.balancer.ema.*Accepted: (?!.*balancer\.ema)"):
+        load_config([*TINY_PPO, "grid.balancer.ema=[0.1]"])  # weighted_sum has no options
+    with pytest.raises(ConfigError, match=r"grid.balancer.ema=.*1.5"):
+        load_config([*TINY_PPO, *BLOOP, "grid.balancer.ema=[0.1,1.5]"])  # the option's bounds
