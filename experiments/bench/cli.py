@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="interleaved runs per contender")
     p.add_argument("--cases", help="core/heads: comma-separated case names (default: all)")
     p.add_argument("--heads", help="heads suite: comma-separated heads (default: all registered)")
+    p.add_argument("--plugins", help="heads suite: comma-separated plugin files or modules whose "
+                   "heads join the table (e.g. examples/plugins/inverse_dynamics.py)")  # fmt: skip
     p.add_argument("--purejaxrl-harness", help="path of a PureJaxRL harness script (see docs)")
     p.add_argument("--peer-python", default=sys.executable, help="python for the harness")
     return p
@@ -118,6 +120,16 @@ def _heads(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> 
     if cases and not set(cases) <= set(heads.CASE_NAMES):
         bad = sorted(set(cases) - set(heads.CASE_NAMES))
         return _fail(f"--cases {bad} not in suite heads: {heads.CASE_NAMES}")
+    plugins = [m for m in (a.plugins or "").split(",") if m]
+    if plugins:
+        from experiments.compose import import_plugin
+        from rl_aux.typed_config import ConfigError
+
+        try:
+            for m in plugins:
+                import_plugin(m)
+        except ConfigError as e:
+            return _fail(f"--plugins: {e}")
     chosen = a.heads.split(",") if a.heads else None
     if chosen:
         from rl_aux.heads.base import registered_heads
@@ -125,7 +137,7 @@ def _heads(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> 
         unknown = sorted(set(chosen) - set(registered_heads()))
         if unknown:
             return _fail(f"--heads {unknown} not registered: {registered_heads()}")
-    heads.main(seeds, a.scale, a.repeats, cases, chosen, a.json)
+    heads.main(seeds, a.scale, a.repeats, cases, chosen, a.json, plugins)
     return 0
 
 

@@ -47,8 +47,11 @@ def arms(heads: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -> dict:
-    """Compile every arm of one case in this process, then time them in interleaved rounds."""
+def _worker(
+    case: str, seeds: int, steps: int, repeats: int, heads: list[str], plugins: list[str]
+) -> dict:
+    """Compile every arm of one case in this process, then time them in interleaved rounds
+    (`plugins`: files or modules whose heads are among `heads`)."""
     import jax
 
     from experiments.compose import gradient_batch, load_config
@@ -57,6 +60,8 @@ def _worker(case: str, seeds: int, steps: int, repeats: int, heads: list[str]) -
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 
     base = dict((c[0], c[1]) for c in CASES)[case]
+    if plugins:
+        base = [*base, f"plugins=[{','.join(plugins)}]"]
     progs, out = {}, {}
     plan = arms(heads)
     plan.pop("all", None)  # built after the solo arms: from the heads that apply here
@@ -106,8 +111,9 @@ def worker(kind: str, rest: list[str]) -> dict:
     """Run one measurement of this suite in this process (`experiments.bench --_worker`)."""
     if kind != "heads":
         raise ValueError(f"unknown bench worker {kind!r}")
-    case, seeds, steps, repeats, heads = rest
-    return _worker(case, int(seeds), int(steps), int(repeats), [h for h in heads.split(",") if h])
+    case, seeds, steps, repeats, heads, plugins = rest
+    split = lambda s: [x for x in s.split(",") if x]
+    return _worker(case, int(seeds), int(steps), int(repeats), split(heads), split(plugins))
 
 
 def ratios(res: dict) -> dict:
@@ -130,6 +136,7 @@ def run(
     cases: list[str] | None,
     heads: list[str],
     roof: dict,
+    plugins: tuple[str, ...] | list[str] = (),
 ) -> list[dict]:
     """One worker per case x seed count; rows with every arm, its ratios and roofline shares."""
     rows = []
@@ -139,7 +146,15 @@ def run(
         steps = max(int(steps * scale), 1)
         for seeds in seeds_list:
             res = run_worker(
-                ["heads", name, str(seeds), str(steps), str(repeats), ",".join(heads)],
+                [
+                    "heads",
+                    name,
+                    str(seeds),
+                    str(steps),
+                    str(repeats),
+                    ",".join(heads),
+                    ",".join(plugins),
+                ],  # fmt: skip
                 timeout=7200,
                 hang_s=300,
             )
@@ -191,15 +206,17 @@ def main(
     cases: list[str] | None,
     heads: list[str] | None,
     json_path: str | None,
+    plugins: tuple[str, ...] | list[str] = (),
 ) -> dict:
-    """The heads suite: roofline first, then every case; prints the table, writes the JSON."""
+    """The heads suite: roofline first, then every case; prints the table, writes the JSON.
+    `plugins` (already imported here) are passed to every worker, so their heads join."""
     if heads is None:
         from rl_aux.heads.base import registered_heads
 
         heads = registered_heads()
     print(HEADER, file=sys.stderr)
     roof = run_worker(["roofline", str(scale)])
-    rows = run(seeds, scale, repeats, cases, heads, roof)
+    rows = run(seeds, scale, repeats, cases, heads, roof, list(plugins))
     roof = best_of(roof, run_worker(["roofline", str(scale)]))
     for row in rows:  # against the better of the two roofline measurements
         for r in row["arms"].values():
@@ -215,6 +232,7 @@ def main(
         "bodies once)"
     )
     print(format_roof(roof))
-    result = {"suite": "heads", "heads": heads, "rows": rows, "roofline": roof}
+    result = {"suite": "heads", "heads": heads, "plugins": list(plugins), "rows": rows,
+              "roofline": roof}  # fmt: skip
     write_json(json_path, result)
     return result

@@ -74,6 +74,10 @@ def test_fractions_best_of_and_head_ratios():
     [
         (["--suite", "heads", "--cases", "ppo/Nope"], "--cases ['ppo/Nope'] not in suite heads"),
         (["--suite", "heads", "--heads", "nope"], "--heads ['nope'] not registered"),
+        (
+            ["--suite", "heads", "--plugins", "nope.py"],
+            "--plugins: plugins: cannot import 'nope.py'",
+        ),
         (["--suite", "core", "--cases", "x"], "not in suite core"),
         (["--seeds", "a"], "--seeds='a'"),
         (["--repeats", "0"], "--repeats=0"),
@@ -130,12 +134,14 @@ def test_cond_counts_its_dearest_branch_and_keeps_the_cheapest():
 
 
 def test_heads_worker_times_plain_and_head_arms_with_more_flops_for_the_head():
-    res = heads.worker("heads", ["ppo/CartPole-v1", "1", "512", "2", "reward_pred"])
-    assert set(res) == {"plain", "reward_pred"}  # one head: no `all` arm
-    plain, head = res["plain"], res["reward_pred"]
+    """A plugin's head (the inverse-dynamics example) is timed like a built-in one."""
+    plugin = "examples/plugins/inverse_dynamics.py"
+    res = heads.worker("heads", ["ppo/CartPole-v1", "1", "512", "2", "inverse_dynamics", plugin])
+    assert set(res) == {"plain", "inverse_dynamics"}  # one head: no `all` arm
+    plain, head = res["plain"], res["inverse_dynamics"]
     assert len(plain["runs_s"]) == 2 and plain["updates"] == 1 and plain["steps_per_s"] > 0
     assert head["flops"] > plain["flops"] > plain["xla_flops"] > 0
-    r = heads.ratios(res)["reward_pred"]
+    r = heads.ratios(res)["inverse_dynamics"]
     assert r["flop_ratio"] > 1 and r["quotient"] == pytest.approx(r["time_ratio"] / r["flop_ratio"])
 
 
