@@ -4,9 +4,10 @@ batch and network, and the raw Atari env of each backend (ale-py, envpool).
 
 Side by side: every contender is a long-lived subprocess that compiles, runs once, prints
 `@@ {"event": "ready"}` and then times a window on each `go K` line of its stdin (ours: K
-compiled chunks; CleanRL: K of its iterations, through a harness kept outside this repo, see
-docs/atari.md). Contenders take turns, window by window (ours, CleanRL, CleanRL unrolled,
-ours, ...), so a change in the machine's load hits all of them; the median window counts.
+compiled chunks; CleanRL: K of its iterations, through experiments/bench/peers/cleanrl.py and
+a CleanRL checkout the user provides, see docs/atari.md). Contenders take turns, window by
+window (ours, CleanRL, CleanRL unrolled, ours, ...), so a change in the machine's load hits
+all of them; the median window counts.
 """
 
 from __future__ import annotations

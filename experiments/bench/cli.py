@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--algos", default="ppo,dqn", help="atari suite: learners to time")
     p.add_argument("--backend", default="ale,envpool", help="atari suite: env backends (raw "
                    "figures for each; the learners use the first)")  # fmt: skip
-    p.add_argument("--cleanrl-harness", help="atari suite: CleanRL harness (docs/atari.md)")
-    p.add_argument("--cleanrl-dir", help="atari suite: CleanRL scripts (default: the harness's)")
+    p.add_argument("--cleanrl-harness", help="atari suite: CleanRL harness "
+                   "(experiments/bench/peers/cleanrl.py, docs/atari.md)")  # fmt: skip
+    p.add_argument("--cleanrl-dir", help="atari suite: a CleanRL checkout "
+                   "(default: the harness's $CLEANRL_DIR)")  # fmt: skip
     p.add_argument("--cleanrl-variants", default="published,unrolled",
                    help="atari suite: CleanRL PPO published and/or unrolled")  # fmt: skip
     p.add_argument("--multi-seed", type=int, default=0, help="atari suite: also time this many "
@@ -91,10 +93,19 @@ def _atari(a: argparse.Namespace, seeds: list[int], cases: list[str] | None) -> 
     if not set(backends) <= {"ale", "envpool"}:
         return _fail(f"--backend={a.backend!r}: accepted ale, envpool")
     peers = None
+    if a.cleanrl_harness and not os.path.isfile(a.cleanrl_harness):
+        return _fail(f"--cleanrl-harness={a.cleanrl_harness!r} is not a file; the shipped "
+                     "one is experiments/bench/peers/cleanrl.py")  # fmt: skip
+    if a.cleanrl_dir and not os.path.isdir(a.cleanrl_dir):
+        return _fail(f"--cleanrl-dir={a.cleanrl_dir!r} is not a directory; expected a CleanRL "
+                     "checkout (git clone https://github.com/vwxyzjn/cleanrl)")  # fmt: skip
+    variants = tuple(a.cleanrl_variants.split(","))
+    if not set(variants) <= {"published", "unrolled"}:
+        return _fail(f"--cleanrl-variants={a.cleanrl_variants!r}: accepted published, unrolled")
     if a.cleanrl_harness:
         peers = {"harness": a.cleanrl_harness, "peer_python": a.peer_python,
                  "cleanrl_dir": a.cleanrl_dir, "log_dir": a.log_dir,
-                 "variants": tuple(a.cleanrl_variants.split(","))}  # fmt: skip
+                 "variants": variants}  # fmt: skip
     raw_steps = max(int(4000 * a.scale), 64)
     algos = tuple(a.algos.split(","))
     if not set(algos) <= {"ppo", "dqn"}:

@@ -4,6 +4,7 @@ input checks, and one-way imports inside experiments/bench/."""
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
 
 import jax
@@ -86,6 +87,69 @@ def test_fractions_best_of_and_head_ratios():
 def test_bad_input_exits_2_naming_the_value(argv, needle, capsys):
     assert cli.main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_cleanrl_harness_checks_its_checkout_and_paces_windows_by_stdin(
+    tmp_path, monkeypatch, capsys
+):
+    """The shipped CleanRL harness: a missing checkout or script exits 2 naming --cleanrl-dir,
+    its value and what is expected; its clock answers `go K` with a window of K iterations
+    (steps from the script's global_step) and stops on `quit`."""
+    import io
+
+    from experiments.bench.peers import cleanrl
+
+    monkeypatch.delenv("CLEANRL_DIR", raising=False)
+    missing = str(tmp_path / "nope")
+    cases = [
+        ([], "--cleanrl-dir is not set"),
+        (["--cleanrl-dir", missing], f"--cleanrl-dir {missing!r}: not a directory"),
+        (["--cleanrl-dir", str(tmp_path)], "no cleanrl/dqn_atari_jax.py (--algo dqn)"),
+    ]
+    for argv, needle in cases:
+        with pytest.raises(SystemExit) as e:
+            cleanrl.main(["--algo", "dqn", *argv, "--", "--total-timesteps", "10"])
+        assert e.value.code == 2
+        assert needle in capsys.readouterr().err
+    out = io.StringIO()
+    clock = cleanrl.Clock("charts/SPS", out, io.StringIO("go 2\nquit\n"))
+    writer = cleanrl.writer_module(clock).SummaryWriter("runs/x")
+    writer.add_scalar("charts/SPS", 1, 1100)  # first timed iteration: ready, reads `go 2`
+    writer.add_scalar("losses/td_loss", 0.5, 1200)  # other tags are not the clock
+    writer.add_scalar("charts/SPS", 1, 1200)
+    with pytest.raises(cleanrl.Stop):
+        writer.add_scalar("charts/SPS", 1, 1300)  # window done, reads `quit`
+    msgs = [json.loads(line[3:]) for line in out.getvalue().splitlines()]
+    assert [m["event"] for m in msgs] == ["ready", "window"]
+    assert msgs[0]["steps_at_ready"] == 1100 and (msgs[1]["steps"], msgs[1]["k"]) == (200, 2)
+
+
+def test_bench_cli_takes_the_shipped_cleanrl_harness_and_checks_its_options(
+    tmp_path, monkeypatch, capsys
+):
+    """`--cleanrl-harness experiments/bench/peers/cleanrl.py` reaches the atari suite with the
+    peer options; a missing harness file or checkout dir, or an unknown variant, exits 2."""
+    from experiments.bench import atari
+
+    seen = {}
+
+    def fake_main(*args):
+        seen["peers"] = args[5]
+        return 0
+
+    monkeypatch.setattr(atari, "main", fake_main)
+    harness = str(BENCH / "peers" / "cleanrl.py")
+    base = ["--suite", "atari", "--cleanrl-harness", harness, "--cleanrl-dir", str(tmp_path)]
+    assert cli.main([*base, "--cleanrl-variants", "unrolled"]) == 0
+    assert seen["peers"]["harness"] == harness and seen["peers"]["variants"] == ("unrolled",)
+    bad = [
+        (["--suite", "atari", "--cleanrl-harness", "nope.py"], "--cleanrl-harness='nope.py'"),
+        ([*base[:3], harness, "--cleanrl-dir", "/nonexistent"], "--cleanrl-dir='/nonexistent'"),
+        ([*base, "--cleanrl-variants", "rolled"], "--cleanrl-variants='rolled'"),
+    ]
+    for argv, needle in bad:
+        assert cli.main(argv) == 2
+        assert needle in capsys.readouterr().err
 
 
 LAYERS = [  # top to bottom: a module may import only modules of lower layers
