@@ -96,7 +96,7 @@ def test_slurm_sweep_2x2_writes_run_stores_and_rebuilds_the_figure(slurm, tmp_pa
     for job in jobs:  # every job ran under SLURM on this host and returned a result
         assert (root / ".hydra" / ".submitit" / job / f"{job}_0_result.pkl").exists()
 
-    from experiments.plot import main as plot_main
+    from experiments.figure_spec import main as plot_main  # rl-aux plot --figure
 
     spec = ROOT / "experiments" / "figures" / "slurm_cartpole.yaml"
     figs = tmp_path / "figs"
@@ -311,6 +311,7 @@ def test_srun_two_tasks_join_jax_distributed_and_equal_one_process(slurm, tmp_pa
 
 # ---------------------------------------------------------------- Ray: a head and a second node
 RAY = str(Path(sys.executable).with_name("ray"))
+RAY_NODE_IP = "127.0.0.2"  # loopback, and left as it is by Ray (see ray_cluster)
 
 
 def _ray_nodes(env: dict[str, str], address: str) -> int:
@@ -367,8 +368,12 @@ def ray_cluster(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     env.pop("RAY_ADDRESS", None)
-    address = f"127.0.0.1:{port}"
-    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    # Ray rewrites a node IP of 127.0.0.1 (or localhost) to the host's interface address
+    # (ray._private.services.resolve_ip_for_localhost), so its nodes would talk over it;
+    # 127.0.0.2 is not rewritten and is still the loopback interface
+    address = f"{RAY_NODE_IP}:{port}"
+    common = ["--block", f"--node-ip-address={RAY_NODE_IP}", "--num-cpus=1"]
+    common.append("--disable-usage-stats")
     logs = open(tmp_path / "ray_nodes.log", "a")
     nodes = {}
     try:
