@@ -76,7 +76,7 @@ class CheckpointConfig:
 class DistributedConfig:
     """Multi-host start (jax.distributed.initialize); unset fields come from SLURM/JAX_* env."""
 
-    enabled: bool = False
+    enabled: bool = False  # also on when any field below is set
     coordinator_address: str | None = None
     num_processes: int | None = None
     process_id: int | None = None

@@ -11,10 +11,12 @@ ray` (experiments/configs/hydra/launcher/); default: one job after another in th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 from experiments.compose import (
     CONFIG_DIR,
@@ -74,15 +76,53 @@ def run_job(cfg) -> int:
     job = [o for o in hc.overrides.task if not o.startswith("hydra")]
     swept = set(cfg.get("_sweep_keys_", "").split(",")) - {""}
     root = cfg.run_dir or os.path.join("runs", cfg.experiment)
+    root = os.path.join(hc.runtime.cwd, root)  # the sweep's cwd, not a Ray worker's
     cmd_overrides = [o for o in job if _key(o) not in ("run_dir", "resume", "_sweep_keys_")]
     run_dir = job_dir(root, job, swept)
     cmd = [sys.executable, "-m", "experiments.cli", "train", *cmd_overrides]
     cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=auto"]  # quoted: '=' and ','"
     print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
-    code = subprocess.run(cmd, check=False).returncode
+    record_placement(run_dir, hc.job.num)
+    code = subprocess.run(cmd, check=False, preexec_fn=_term_with_parent).returncode
     if code != 0:
         raise RuntimeError(f"rl-aux sweep: job {hc.job.num} ({run_dir}) exited with code {code}")
     return code
+
+
+def placement() -> dict:
+    """Where this job runs: host, pid, and the Ray node / SLURM job when under those launchers."""
+    import socket
+
+    out = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    if "ray" in sys.modules:  # the Ray launcher runs this function inside a Ray worker
+        import ray
+
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            out["ray_node_id"] = ctx.get_node_id()
+            node = next((n for n in ray.nodes() if n["NodeID"] == out["ray_node_id"]), {})
+            out["ray_node_resources"] = sorted(node.get("Resources", {}))
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURMD_NODENAME"):
+        if key in os.environ:
+            out[key.lower()] = os.environ[key]
+    return out
+
+
+def record_placement(run_dir: str, job_num: int) -> None:
+    """Append this launch's placement to <run_dir>/placements.jsonl (one line per launch)."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "placements.jsonl"), "a") as f:
+        f.write(json.dumps({"job": job_num, **placement()}) + "\n")
+
+
+def _term_with_parent() -> None:
+    """In the job's child: SIGTERM when the launcher process dies (a lost Ray node, a killed
+    submitit worker), so the run checkpoints and stops instead of training on orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def check_sweep_values(argv: list[str]) -> None:
@@ -129,6 +169,7 @@ def main(argv: list[str]) -> int:
     root = next((o.split("=", 1)[1] for o in argv if o.startswith("run_dir=")), "")
     experiment = next((o.split("=", 1)[1] for o in argv if o.startswith("experiment=")), "")
     sweep_dir = os.path.join(root or os.path.join("runs", experiment or "default"), ".hydra")
+    sweep_dir = os.path.abspath(sweep_dir)  # Ray workers run in another cwd
     args = [
         "--multirun",
         *[hydra_override(o) for o in argv],

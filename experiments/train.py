@@ -31,6 +31,7 @@ from rl_aux.cpu_threads import configure_cpu_threads
 from rl_aux.evaluation import evaluate
 from rl_aux.heads.base import head_class
 from rl_aux.learner import learned_mean
+from rl_aux.multihost import check_split
 from rl_aux.rewards import reward_class
 from rl_aux.run_loop import (
     WALL_CLOCK_COLUMNS,
@@ -220,6 +221,9 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
     cfg = dataclasses.replace(cfg, resume=resolve_resume(cfg))
     d = cfg.distributed
     maybe_initialize_distributed(d.coordinator_address, d.num_processes, d.process_id, d.enabled)
+    check_split(
+        cfg.num_seeds * math.prod(len(v) for v in cfg.grid.values()), one_host(cfg, offline)
+    )
     if offline is not None:  # offline learners (no env stepping): their chunks, our loop
         if doc_test.enabled():
             print(f"{doc_test.ENV_VAR}=1: offline learner, budget NOT capped", file=sys.stderr)
@@ -249,6 +253,15 @@ def run(cfg: TrainConfig, quiet: bool = False) -> dict:
             "env for all seeds, so the runs cannot go one after another; accepted here: vmap"
         )
     return run_jitted(cfg, env, agent, quiet, resolved)
+
+
+def one_host(cfg: TrainConfig, offline: object) -> tuple[str, ...]:
+    """The settings of cfg that keep state or files on one host (refused multi-process)."""
+    out = [f"agent={cfg.agent_name}"] * (offline is not None)
+    family = env_family(cfg.env.name)
+    out += [f"env={cfg.env.name}"] * (family.host_stepped or cfg.env.name.startswith("atari/"))
+    out += ["logger.save_transitions=true"] * bool(cfg.logger.save_transitions)
+    return tuple(out)
 
 
 def _checked_config(cfg: TrainConfig) -> dict:

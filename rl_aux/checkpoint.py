@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from rl_aux.multihost import barrier
+
 MANIFEST = "rl_aux_files.json"  # {relative path: size in bytes} of a finished step
 DAMAGED_DIR = "checkpoints_damaged"  # sibling of the checkpoint dir: damaged steps moved here
 
@@ -88,6 +90,8 @@ class Checkpointer:
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         self._mgr.save(step, args=args, force=True)
         self._mgr.wait_until_finished()
+        if jax.process_index() != 0:  # multi-process: orbax saved every shard; 0 writes the rest
+            return
         step_dir = self.step_dir(step)
         files = _files(step_dir)
         tmp = os.path.join(step_dir, MANIFEST + ".tmp")
@@ -167,14 +171,17 @@ class Checkpointer:
         return Restored(None, like, {}, (), None)
 
     def _move_aside(self, damaged: list[Damage]) -> str:
-        """Move damaged steps out of orbax's directory (it would refuse to re-save them)."""
+        """Move damaged steps out of orbax's directory (it would refuse to re-save them).
+
+        Multi-process: every process found the same damage; process 0 moves, the rest wait."""
         dest_root = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR)
-        os.makedirs(dest_root, exist_ok=True)
-        for d in damaged:
+        for d in damaged if jax.process_index() == 0 else ():
+            os.makedirs(dest_root, exist_ok=True)
             dest = os.path.join(dest_root, str(d.step))
             if os.path.exists(dest):  # damaged once before: keep both
                 dest = f"{dest}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             shutil.move(d.path, dest)
+        barrier("rl-aux: damaged checkpoints moved")
         self._mgr.close()
         self._mgr = self._manager(self._keep)
         return dest_root

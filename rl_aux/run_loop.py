@@ -12,6 +12,11 @@ meanings: docs/metrics.md.
 A compiled chunk cannot be interrupted, so the signal handler only sets a flag; the loop checks
 it after every chunk (the CLI exits 128 + signal, the convention SLURM and shells use). A second
 signal stops at once (the default behaviour).
+
+Several jax processes (jax.distributed, rl_aux/multihost.py) run the same loop: every one runs
+the same chunks, gathers and checkpoint saves; only process 0 writes the run store; a signal
+that reaches some of them is agreed by all after the chunk (`StopFlag.sync`), so they all
+checkpoint the same chunk and stop together.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
+import jax
 import numpy as np
 
 from rl_aux.checkpoint import Checkpointer
+from rl_aux.multihost import agree_max, barrier, open_run_store
 from rl_aux.run_store import RunStore, run_status, say
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -53,20 +60,35 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StopFlag:
-    """Context manager: while active, SIGTERM/SIGINT set `self.signum` instead of killing."""
+    """Context manager: while active, SIGTERM/SIGINT set `self.signum` instead of killing.
+
+    With several jax processes (jax.distributed) a signal may reach them at different chunks;
+    the handler then only records it and `sync` (called once per chunk by every process) sets
+    `signum` on all of them at once, so they all checkpoint the same chunk and stop together."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._pending: int | None = None
+        self._agreed = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:  # second signal: stop now, as without us
+        if self.signum is not None or self._pending is not None:  # second: stop now
             self._restore()
             signal.raise_signal(signum)
             return
-        self.signum = signum
+        if self._agreed:
+            self._pending = signum
+        else:
+            self.signum = signum
+
+    def sync(self) -> None:
+        """Multi-process: `signum` becomes the largest signal any process got (collective)."""
+        if self._agreed:
+            self.signum = agree_max(self._pending or 0) or None
 
     def __enter__(self) -> StopFlag:
+        self._agreed = jax.distributed.is_initialized()  # never starts a backend itself
         if threading.current_thread() is threading.main_thread():  # handlers: main thread only
             for s in STOP_SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)
@@ -119,7 +141,7 @@ class RunLoop:
 
     def __init__(self, plan: RunPlan, config: dict):
         self.plan = plan
-        self.store = RunStore(plan.run_dir, plan.resume)
+        self.store: RunStore = open_run_store(plan.run_dir, plan.resume)  # writes: process 0
         self.store.write_config(config)
         self.ckpt = Checkpointer(os.path.join(plan.run_dir, "checkpoints"), plan.keep)
         self.stop = StopFlag()
@@ -207,6 +229,7 @@ class RunLoop:
             tc = time.time()
             out = chunk_fn(c)
             dt = time.time() - tc
+            self.stop.sync()  # multi-process: every process sees a signal at the same chunk
             check_finite(out.rows, self, out.absent)
             last = c == chunks[-1]
             if evaluate is not None and (crossed(out.prev_step, out.step, eval_every) or last):
@@ -234,7 +257,9 @@ class RunLoop:
                 self._stop_on_signal()
 
     def finish(self) -> None:
+        """status.json finished; multi-process: every process waits until it is written."""
         self.store.write_status("finished", global_step=self.done_steps)
+        barrier("rl-aux: run finished")
 
     def _stop_on_signal(self) -> None:
         """Record the stop and raise Preempted (the last logged chunk is already checkpointed)."""

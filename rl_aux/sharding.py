@@ -27,12 +27,16 @@ def maybe_initialize_distributed(
     process_id: int | None = None,
     enabled: bool = False,
 ) -> bool:
-    """jax.distributed.initialize when asked (config, or RL_AUX_DISTRIBUTED=1); idempotent.
+    """jax.distributed.initialize when asked (enabled, any argument set, or
+    RL_AUX_DISTRIBUTED=1); idempotent.
 
     Unset arguments come from the environment: under SLURM (srun, one task per host) jax
     reads SLURM_* variables; elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
     JAX_PROCESS_ID."""
-    if not (enabled or os.environ.get("RL_AUX_DISTRIBUTED") == "1"):
+    given = (coordinator_address, num_processes, process_id)
+    if not (
+        enabled or any(a is not None for a in given) or os.environ.get("RL_AUX_DISTRIBUTED") == "1"
+    ):
         return False
     if jax.distributed.is_initialized():
         return True
