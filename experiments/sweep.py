@@ -83,7 +83,8 @@ def run_job(cfg) -> int:
     cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=auto"]  # quoted: '=' and ','"
     print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
     record_placement(run_dir, hc.job.num)
-    code = subprocess.run(cmd, check=False, preexec_fn=_term_with_parent).returncode
+    child = _own_group_with_parent_term if _under_ray() else _term_with_parent
+    code = subprocess.run(cmd, check=False, preexec_fn=child).returncode
     if code != 0:
         raise RuntimeError(f"rl-aux sweep: job {hc.job.num} ({run_dir}) exited with code {code}")
     return code
@@ -123,6 +124,21 @@ def _term_with_parent() -> None:
         import signal
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _under_ray() -> bool:
+    """Whether this job runs in a Ray worker (the ray launchers)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+def _own_group_with_parent_term() -> None:
+    """In a Ray job's child: SIGTERM when the worker dies, and a process group of its own.
+    Ray's process reaper ends a node by SIGTERM then, 1 s later, SIGKILL to its whole group,
+    which would kill a trainer mid-checkpoint; the parent-death SIGTERM still reaches it. (Not
+    under SLURM, whose proctrack/pgid signals a job by its process group.)"""
+    _term_with_parent()
+    os.setpgid(0, 0)
 
 
 def check_sweep_values(argv: list[str]) -> None:
