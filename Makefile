@@ -62,12 +62,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check . || rc=1; \
 	$(VENV)/bin/ruff format --check rl_aux agents envs experiments tests || rc=1; \
 	$(VENV)/bin/lint-imports --no-logo || rc=1; \
-	$(VENV)/bin/basedpyright || rc=1; \
+	$(VENV)/bin/basedpyright -p . || rc=1; \
 	exit $$rc
 
 # basedpyright (pyright's checker), basic rules, on rl_aux and agents (pyproject.toml).
 typecheck: $(STAMP)
-	$(VENV)/bin/basedpyright
+	$(VENV)/bin/basedpyright -p .
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

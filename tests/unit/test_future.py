@@ -131,7 +131,9 @@ def _agent_and_batch(decoupled: bool):
     head = FuturePrediction(FutureConfig(k=2), env.spec)
     agent = PPO(cfg, env, [head], 10)
     state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+    before = state
     state, traj = jax.jit(agent._rollout)(state)
+    traj = traj.replace(next_value=agent._next_values(before, state, traj))
     tr = traj.tr
     adv, ret = gae(tr.reward, traj.value, traj.next_value, tr.terminated, tr.done, 0.99, 0.95)
     mb = Batch(
