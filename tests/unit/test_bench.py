@@ -199,7 +199,7 @@ def test_cond_counts_its_dearest_branch_and_keeps_the_cheapest():
 
 def test_heads_worker_times_plain_and_head_arms_with_more_flops_for_the_head():
     """A plugin's head (the inverse-dynamics example) is timed like a built-in one."""
-    plugin = "examples/plugins/inverse_dynamics.py"
+    plugin = "examples.plugins.inverse_dynamics"  # as a module: other tests import it so too
     res = heads.worker("heads", ["ppo/CartPole-v1", "1", "512", "2", "inverse_dynamics", plugin])
     assert set(res) == {"plain", "inverse_dynamics"}  # one head: no `all` arm
     plain, head = res["plain"], res["inverse_dynamics"]
