@@ -32,7 +32,9 @@ class SingleEnv(Protocol):
     """A single JAX environment; `JaxVecEnv` vmaps it and adds auto-reset and statistics.
 
     `step` returns (state, obs, reward, terminated, truncated): `terminated` is a natural end,
-    `truncated` a time limit. Neither is merged into the other.
+    `truncated` a time limit. Neither is merged into the other. Truncation comes only at
+    `spec.max_episode_steps` steps: PPO bounds a rollout's truncations by it
+    (rl_aux/rl_math.truncations_per_env), so an env that truncates earlier must say so there.
     """
 
     spec: EnvSpec
