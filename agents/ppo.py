@@ -126,7 +126,9 @@ class PPOState(Struct):
     carry: Any
     key: chex.PRNGKey
     update: jax.Array  # number of updates done
-    hparams: dict  # vmappable floats: lr, aux weights, and any grid.<field> (rl_aux/learner.hp)
+    # vmappable floats: lr, aux weights, and any grid.<field> (rl_aux/learner.hp),
+    # grid.balancer.<opt> (learner.balancer_at) or grid.reward.<opt> (RewardHook.at)
+    hparams: dict
     reward: Any = None  # the reward module's learned state (rl_aux/rewards/hook.py), or None
 
 
@@ -196,7 +198,7 @@ class PPO:
             hparams=as_hparams(hparams),
             reward=None
             if self.reward is None
-            else self.reward.init(k_reward, net_params, ts.obs, carry, first),
+            else self.reward.at(hparams).init(k_reward, net_params, ts.obs, carry, first),
         )
 
     # ------------------------------------------------------------------ acting
@@ -382,7 +384,7 @@ class PPO:
         gamma = hp(state.hparams, "gamma", cfg.gamma)
         reward, reward_state, reward_metrics = tr.reward, state.reward, {}
         if self.reward is not None:  # the reward module's r and gamma (and its outer step)
-            reward_state, reward, gamma, reward_metrics = self.reward(
+            reward_state, reward, gamma, reward_metrics = self.reward.at(state.hparams)(
                 state.reward, state.params, opt_state, traj
             )
         gae_lambda = hp(state.hparams, "gae_lambda", cfg.gae_lambda)

@@ -22,6 +22,7 @@ from rl_aux.llm.settings import LLMConfig
 from rl_aux.rewards import registered_rewards, reward_class
 from rl_aux.typed_config import (
     BALANCER_GRID,
+    REWARD_GRID,
     ConfigError,
     check_value,
     from_dict,
@@ -442,7 +443,8 @@ def build(raw: dict) -> TrainConfig:
         reward_cfg = _blend_sources(reward_cfg, env_cfg.name)
     raw |= {"reward": reward_cfg, "reward_name": reward_name}  # validated above
     grid = flatten_dict(raw.pop("grid", None) or {})
-    _check_grid(grid, heads, agent_cls, reward_name, getattr(agent_cfg, "balancer", None))
+    balancer = getattr(agent_cfg, "balancer", None)
+    _check_grid(grid, heads, agent_cls, reward_name, balancer, reward_cfg, env_cfg.name)
     cfg = from_dict(TrainConfig, {**raw, "grid": grid})
     cfg = dataclasses.replace(cfg, agent=agent_cfg, agent_name=agent_name, env=env_cfg, heads=heads)
     resolve_cpu_threads(cfg.cpu_threads, torso_name(agent_cfg), gradient_batch(agent_cfg))
@@ -544,10 +546,14 @@ def flatten_dict(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def grid_fields(agent_cls: type, reward_name: str = "env", balancer: Any = None) -> dict[str, dict]:
+def grid_fields(
+    agent_cls: type, reward_name: str = "env", balancer: Any = None, reward: Any = None
+) -> dict[str, dict]:
     """{grid key: constraints} a grid can vmap for this agent: the float fields of its config
-    (rl_aux/typed_config.grid_floats) and, as `balancer.<opt>`, those of the selected
-    balancer's config (its factory is rebuilt inside the trace with the gridded values); none
+    (rl_aux/typed_config.grid_floats), as `balancer.<opt>` those of the selected balancer's
+    config (its factory is rebuilt inside the trace with the gridded values), and as
+    `reward.<opt>` those of the selected reward module's config `reward` that it reads
+    (`RewardModule.unread_options`; the module is rebuilt inside the trace, `reward_at`); none
     for an offline learner (it trains one point). With a reward module, `gamma` comes from the
     module, and reward=blend's inner loss reads the loss coefficients from the config too, so
     those stay off the grid."""
@@ -562,15 +568,26 @@ def grid_fields(agent_cls: type, reward_name: str = "env", balancer: Any = None)
     fields = {k: v for k, v in fields.items() if k not in off}
     if balancer is not None:
         fields |= {f"{BALANCER_GRID}{k}": v for k, v in grid_floats(type(balancer)).items()}
+    if reward is not None and reward_name != "env":
+        unread = reward_class(reward_name).unread_options(reward)
+        floats = grid_floats(type(reward)).items()
+        fields |= {f"{REWARD_GRID}{k}": v for k, v in floats if k not in unread}
     return fields
 
 
 def _check_grid(
-    grid: dict, heads: dict, agent_cls: type, reward_name: str, balancer: Any = None
+    grid: dict,
+    heads: dict,
+    agent_cls: type,
+    reward_name: str,
+    balancer: Any = None,
+    reward: Any = None,
+    env_name: str = "",
 ) -> None:
-    """Grid axes: the agent config's and its balancer's float fields (`grid_fields`) and
-    `<head>.weight`; each a non-empty list of numbers within the field's own bounds."""
-    floats = grid_fields(agent_cls, reward_name, balancer)
+    """Grid axes: the agent config's, its balancer's and its reward module's float fields
+    (`grid_fields`) and `<head>.weight`; each a non-empty list of numbers within the field's
+    own bounds."""
+    floats = grid_fields(agent_cls, reward_name, balancer, reward)
     accepted = [*floats, *[f"{h}.weight" for h in heads]]
     for key, values in grid.items():
         head, _, field = key.partition(".")
@@ -579,13 +596,17 @@ def _check_grid(
                 f"grid.{key}: head {head!r} is not selected; select it with head={head} (or "
                 f"head=[{head},...]) to sweep its weight. Vmappable now: {', '.join(accepted)}"
             )
+        if key.startswith(REWARD_GRID):
+            _check_reward_axis(key, values, reward_name, reward, env_name, accepted)
         if key not in accepted:
             name = getattr(balancer, "name", None)
             raise ConfigError(
                 f"grid.{key}={values!r} is not a vmappable hyperparameter. Accepted: "
                 f"{', '.join(accepted)} (the learner config's float fields that shape nothing, "
                 f"grid.balancer.<option> for the float options of the selected balancer "
-                f"(agent.balancer.name={name}), and grid.<head>.weight for each selected head)"
+                f"(agent.balancer.name={name}), grid.reward.<option> for the float options "
+                f"of the selected reward module that shape nothing (reward={reward_name}), "
+                "and grid.<head>.weight for each selected head)"
             )
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key}={values!r} must be a non-empty list of numbers")
@@ -594,6 +615,39 @@ def _check_grid(
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ConfigError(f"grid.{key} holds {v!r}; accepted: numbers")
             check_value(f"grid.{key}", v, meta)
+
+
+def _check_reward_axis(
+    key: str, values: Any, reward_name: str, reward: Any, env_name: str, accepted: list[str]
+) -> None:
+    """The refusals particular to `grid.reward.<option>`: no reward module selected, a
+    host-stepped env (its loop runs one hyperparameter point), an option this config never
+    reads."""
+    from envs.registry import env_family
+
+    option = key.removeprefix(REWARD_GRID)
+    if reward_name == "env":
+        raise ConfigError(
+            f"grid.{key}={values!r}: no reward module is selected (reward=env), so there is "
+            "no reward option to vmap. Accepted: select one first, e.g. reward=blend "
+            f"grid.reward.meta_lr=[...] (rl-aux describe reward); vmappable now: "
+            f"{', '.join(accepted)}"
+        )
+    if env_name and env_family(env_name).host_stepped:
+        raise ConfigError(
+            f"grid.{key}={values!r}: env={env_name} is trained by the host loop "
+            "(agents/host_loop.py), which runs one hyperparameter point, so grid.reward.* "
+            f"is not accepted on nethack/* and minihack/* envs. Accepted: reward.{option}=<one "
+            f"value> per run, or separate runs, e.g. rl-aux sweep env={env_name} "
+            f"reward={reward_name} reward.{option}=a,b"
+        )
+    unread = reward_class(reward_name).unread_options(reward) if reward is not None else {}
+    if option in unread:
+        raise ConfigError(
+            f"grid.{key}={values!r}: reward={reward_name} with this config never reads "
+            f"reward.{option} ({unread[option]}), so a grid over it would change nothing. "
+            f"Accepted: {', '.join(accepted)}"
+        )
 
 
 def check_run_dir(run_dir: str) -> None:

@@ -51,7 +51,7 @@ from rl_aux.sharding import (
     specs,
     to_host,
 )
-from rl_aux.typed_config import ConfigError
+from rl_aux.typed_config import BALANCER_GRID, REWARD_GRID, ConfigError
 from rl_aux.vectorize import batch_runs, vmapped_chunk, vmapped_init
 
 
@@ -85,9 +85,10 @@ def grid_points(cfg: TrainConfig, default_hp: dict) -> list[dict]:
     for values in itertools.product(*[v for _, v in axes]) if axes else [()]:
         hp = {"lr": default_hp["lr"], "aux_weights": dict(default_hp["aux_weights"])}
         for (key, _), v in zip(axes, values, strict=True):
-            if key.endswith(".weight"):
+            if key.endswith(".weight") and not key.startswith((BALANCER_GRID, REWARD_GRID)):
                 hp["aux_weights"][key.split(".")[0]] = float(v)
-            else:  # lr, or any float field of the learner config (rl_aux/learner.hp reads it)
+            else:  # lr, a float field of the learner config (rl_aux/learner.hp reads it), or
+                # balancer.<opt> / reward.<opt> (learner.balancer_at, rewards.base.reward_at)
                 hp[key] = float(v)
         points.append(hp)
     return points

@@ -1,7 +1,8 @@
 """Typed configs: frozen dataclasses whose fields carry their own constraints.
 
 `spec(default, ge=..., gt=..., le=..., choices=..., grid=False)` declares a constrained field
-(`grid=False`: a float a learner bakes in at construction, so `grid.*` cannot vmap it);
+(`grid=False`: a float a learner bakes in at construction, or one applied outside the trace
+such as a host-side reward option, so `grid.*` cannot vmap it);
 `from_dict(cls, data, path)` builds `cls` from a plain mapping (hydra's composed config) and
 raises `ConfigError` naming the field, the bad value and what is accepted. Nothing compiles
 before this check passes.
@@ -78,6 +79,7 @@ def accepted_text(meta: dict) -> str:
 
 
 BALANCER_GRID = "balancer."  # grid key prefix of the balancer's options: grid.balancer.ema
+REWARD_GRID = "reward."  # grid key prefix of the reward module's options: grid.reward.meta_lr
 
 
 def grid_floats(cls: type) -> dict[str, dict]:

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from rl_aux.registry import Registry
+from rl_aux.typed_config import REWARD_GRID
 from rl_aux.types import Array, EnvSpec, Params, PRNGKey, Transition
 
 AUX_PREFIX = "r_aux/"
@@ -59,6 +60,13 @@ class RewardModule:
         """Regulariser added to the outer loss (0 for modules without outer parameters)."""
         return jnp.zeros(())
 
+    @classmethod
+    def unread_options(cls, cfg: Any) -> dict[str, str]:
+        """{option: why} of the float options `cfg` never reads (e.g. a hypergradient's step
+        size when another hypergradient is selected): a grid over them would change nothing,
+        so `grid.reward.<option>` refuses them."""
+        return {}
+
 
 REWARDS: Registry[type[RewardModule]] = Registry(
     "reward module",
@@ -81,6 +89,18 @@ def register_reward(name: str):
         return cast(type[R], REWARDS.register(name)(cls))  # the class itself (Registry.register)
 
     return deco
+
+
+def reward_at(module: RewardModule, hparams: dict) -> RewardModule:
+    """The reward module with the options a grid put in `hparams` (`reward.<opt>`) traced per
+    grid point (its config rebuilt with them); `module` itself when there are none, so runs
+    without such an axis trace exactly as before."""
+    traced = {
+        k.removeprefix(REWARD_GRID): v for k, v in hparams.items() if k.startswith(REWARD_GRID)
+    }
+    if not traced:
+        return module
+    return type(module)(dataclasses.replace(module.cfg, **traced), module.gamma)
 
 
 def registered_rewards() -> list[str]:

@@ -40,9 +40,25 @@ class BlendConfig:
     critic_lr: float = spec(1e-3, gt=0.0)  # its Adam step size (update_epochs steps per update)
 
 
+OUTER_OPTIONS = ("meta_lr", "meta_clip", "neumann_alpha", "reward_l2", "gamma_l2")  # phi's step
+
+
 @register_reward("blend")
 class BlendReward(RewardModule):
     Config = BlendConfig
+
+    @classmethod
+    def unread_options(cls, cfg: BlendConfig) -> dict[str, str]:
+        """The outer step's options without an outer step (hypergrad=none), neumann_alpha
+        without the Neumann hypergradient, gamma_l2 without a learned gamma."""
+        if cfg.hypergrad == "none":
+            return {k: "read only by the outer step on phi" for k in OUTER_OPTIONS}
+        unread = {}
+        if cfg.hypergrad != "neumann":
+            unread["neumann_alpha"] = "read only with reward.hypergrad=neumann"
+        if not cfg.learn_gamma:
+            unread["gamma_l2"] = "read only with reward.learn_gamma=true"
+        return unread
 
     def init(self, key, spec, feat_dim: int) -> Params:
         """Zero weights and biases (1 for every w_j): exactly naive shaping at the start."""

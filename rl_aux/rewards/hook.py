@@ -41,7 +41,7 @@ from flax import struct
 
 from rl_aux.learner import make_optimizer
 from rl_aux.networks.network import unroll
-from rl_aux.rewards.base import RewardModule
+from rl_aux.rewards.base import RewardModule, reward_at
 from rl_aux.rewards.hypergrad import lookahead_hypergrad, neumann_hypergrad
 from rl_aux.rl_math import gae
 from rl_aux.typed_config import ConfigError
@@ -116,6 +116,15 @@ class RewardHook:
             self.inner_opt = make_optimizer(agent.cfg, eps_root=1e-8, groups=agent.clip_groups)
             self.critic = PrimaryCritic(mcfg.critic_hidden)
             self.critic_opt = optax.adam(mcfg.critic_lr)
+
+    def at(self, hparams: dict) -> RewardHook:
+        """This hook with the reward options a grid put in `hparams` (`reward.<opt>`) traced
+        per grid point: the module and its optimisers (phi's Adam step, its clip, V_p's step)
+        rebuilt inside the trace (their states do not hold the step sizes, so the state built
+        by `init` fits either); `self` when there are none, so runs without such an axis
+        trace exactly as before."""
+        module = reward_at(self.module, hparams)
+        return self if module is self.module else RewardHook(module, self.agent)
 
     # ------------------------------------------------------------------ state
     def init(self, key: chex.PRNGKey, net_params, obs, carry, first) -> BlendState | None:

@@ -114,7 +114,8 @@ class KeyRoomOracleSource:
 
 @dataclasses.dataclass(frozen=True)
 class KeyRoomOracleConfig:
-    beta: float = spec(0.1, ge=0.0)  # bonus per subgoal, first completion per episode
+    # bonus per subgoal, first completion per episode; read on the host (KeyRoomOracleSource)
+    beta: float = spec(0.1, ge=0.0, grid=False)
 
 
 @register_reward("keyroom_oracle")

@@ -21,14 +21,16 @@ KEYROOM_TASK = "pick up the key, unlock and open the door, and reach the stairs 
 @dataclasses.dataclass(frozen=True)
 class SubgoalRewardConfig:
     kind: str = spec("judge", choices=("judge", "ellm"))
-    beta: float = spec(0.1, ge=0.0)  # bonus per subgoal, first completion per episode
+    # the floats are read on the host (rl_aux/llm/shaper.py), outside the trace: off grid.*
+    beta: float = spec(0.1, ge=0.0, grid=False)  # bonus per subgoal, first completion per episode
     task: str = KEYROOM_TASK  # what the LLM decomposes when `subgoals` is empty
     subgoals: tuple = ()  # descriptions; empty: proposed by the LLM (cached)
     evidence_hints: tuple = ()  # judge prompt: the text that shows each subgoal; () or one each
     subgoal_ids: tuple = ()  # judge prompt: short ids, () or one each (default: slugs)
     max_subgoals: int = spec(5, ge=1)
-    threshold: float = spec(0.5, ge=-1.0, le=1.0)  # ELLM cosine threshold T
-    prefilter: float = spec(-1.0, ge=-1.0, le=1.0)  # judge only captions with cos >= this; -1 off
+    threshold: float = spec(0.5, ge=-1.0, le=1.0, grid=False)  # ELLM cosine threshold T
+    # judge only captions with cos >= this; -1 off
+    prefilter: float = spec(-1.0, ge=-1.0, le=1.0, grid=False)
     table_size: int = spec(65536, ge=2)  # fixed rows of the reward table (row 0: overflow)
     caption_message: bool = True  # include the message line in captions
     canonical_digits: bool = True
