@@ -26,6 +26,7 @@ from experiments.compose import (
     import_plugins,
     register_generated_groups,
 )
+from experiments.job_guard import guarded_command, term_with_parent
 
 _SWEEP_FN = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
 
@@ -83,8 +84,9 @@ def run_job(cfg) -> int:
     cmd += [f"run_dir='{os.path.abspath(run_dir)}'", "resume=auto"]  # quoted: '=' and ','"
     print(f"rl-aux sweep: job {hc.job.num}: {run_dir}", file=sys.stderr, flush=True)
     record_placement(run_dir, hc.job.num)
-    child = _own_group_with_parent_term if _under_ray() else _term_with_parent
-    code = subprocess.run(cmd, check=False, preexec_fn=child).returncode
+    if _under_ray():  # a grandchild of the Ray worker, in its own group (experiments/job_guard.py)
+        cmd = guarded_command(cmd)
+    code = subprocess.run(cmd, check=False, preexec_fn=term_with_parent).returncode
     if code != 0:
         raise RuntimeError(f"rl-aux sweep: job {hc.job.num} ({run_dir}) exited with code {code}")
     return code
@@ -116,29 +118,10 @@ def record_placement(run_dir: str, job_num: int) -> None:
         f.write(json.dumps({"job": job_num, **placement()}) + "\n")
 
 
-def _term_with_parent() -> None:
-    """In the job's child: SIGTERM when the launcher process dies (a lost Ray node, a killed
-    submitit worker), so the run checkpoints and stops instead of training on orphaned."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _under_ray() -> bool:
     """Whether this job runs in a Ray worker (the ray launchers)."""
     ray = sys.modules.get("ray")
     return ray is not None and ray.is_initialized()
-
-
-def _own_group_with_parent_term() -> None:
-    """In a Ray job's child: SIGTERM when the worker dies, and a process group of its own.
-    Ray's process reaper ends a node by SIGTERM then, 1 s later, SIGKILL to its whole group,
-    which would kill a trainer mid-checkpoint; the parent-death SIGTERM still reaches it. (Not
-    under SLURM, whose proctrack/pgid signals a job by its process group.)"""
-    _term_with_parent()
-    os.setpgid(0, 0)
 
 
 def check_sweep_values(argv: list[str]) -> None:

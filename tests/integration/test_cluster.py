@@ -339,17 +339,31 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _kill_node(proc: subprocess.Popen) -> None:
-    """A node lost at once (a preempted VM): SIGKILL its `ray start`, raylet and Ray workers.
+    """A node lost (a preempted VM): SIGKILL its raylet first, then, once its Ray workers have
+    noticed (they kill their direct children when the raylet dies), everything else of the
+    node: `ray start`, its reaper, the workers.
 
-    The rl-aux train processes the workers started are left to their parent-death signal
-    (SIGTERM, experiments/sweep.py), as on a VM whose Ray daemons die first."""
-    for pid in [proc.pid, *_descendants(proc.pid)]:
+    The rl-aux train processes are left to their parent-death signal (SIGTERM,
+    experiments/job_guard.py), as on a VM whose Ray daemons die first."""
+    procs = [proc.pid, *_descendants(proc.pid)]
+    cmdlines = {}
+    for pid in procs:
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdlines[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"experiments.cli" not in cmdline:
-            os.kill(pid, 9)
+    ours = [p for p, c in cmdlines.items() if b"experiments." in c]  # the guards and trainers
+    raylets = [p for p, c in cmdlines.items() if b"raylet" in c.split(b"\0")[0]]
+    assert ours and raylets, cmdlines
+    for pid in raylets:
+        os.kill(pid, 9)
+    time.sleep(5)  # a worker checks its raylet about once a second
+    for pid in cmdlines:
+        if pid not in ours and pid not in raylets:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
     proc.wait(timeout=30)
 
 
