@@ -84,32 +84,22 @@ def main() -> None:
 
     import jax
 
-    from experiments.bench.chunks import agent_torso, time_interleaved
-    from experiments.bench.heads import CASES
-    from experiments.bench.roofline import compile_with_cost
-    from experiments.compose import gradient_batch, load_config
-    from experiments.train import build_agent
-    from rl_aux.cpu_threads import configure_cpu_threads
-    from rl_aux.vectorize import init_seeds, vmapped_chunk
+    from experiments.bench.chunks import time_interleaved
+    from experiments.bench.heads import CASES, compile_arm
 
     cases = {c[0]: c[1] for c in CASES}
     if a.case not in cases:
-        raise SystemExit(f"case={a.case!r} is not a heads-suite case; accepted: {sorted(cases)}")
+        p.error(f"case={a.case!r} is not a heads-suite case. Accepted: {', '.join(sorted(cases))}")
     progs, costs, hlo = {}, {}, {}
     for arm in a.arms.split(","):
         head = [] if arm == "plain" else [f"head={arm}"]
-        cfg = load_config([*cases[a.case], *a.overrides, f"num_seeds={a.seeds}", *head])
-        if not progs:  # sized once, by the first arm, as the heads suite does
-            configure_cpu_threads(
-                cfg.cpu_threads, agent_torso(cfg.agent), gradient_batch(cfg.agent)
-            )
-        _, agent = build_agent(cfg)
-        state, axes = init_seeds(agent, a.seeds)
-        compiled, _, costs[arm] = compile_with_cost(
-            vmapped_chunk(agent, axes, a.updates, donate=False), state
+        overrides = [*cases[a.case], *a.overrides, *head]  # the pool: sized by the first arm
+        c = compile_arm(overrides, a.seeds, size_pool=not progs, updates=a.updates)
+        progs[arm], costs[arm], hlo[arm] = (
+            (c.compiled, c.state),
+            c.cost,
+            hlo_ops(c.compiled.as_text()),
         )
-        jax.block_until_ready(compiled(state))  # warm-up
-        progs[arm], hlo[arm] = (compiled, state), hlo_ops(compiled.as_text())
     runs = time_interleaved(progs, a.repeats)
     first = next(iter(progs))
     base_t, base_f = statistics.median(runs[first]), costs[first]["flops"]

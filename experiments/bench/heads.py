@@ -13,8 +13,10 @@ plain learner, the time ratio, the FLOP ratio and their quotient (time ratio / F
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
+from typing import Any
 
 from experiments.bench.chunks import agent_torso, time_interleaved
 from experiments.bench.roofline import best_of, compile_with_cost, format_roof, fractions
@@ -47,11 +49,24 @@ def arms(heads: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _worker(
-    case: str, seeds: int, steps: int, repeats: int, heads: list[str], plugins: list[str]
-) -> dict:
-    """Compile every arm of one case in this process, then time them in interleaved rounds
-    (`plugins`: files or modules whose heads are among `heads`)."""
+@dataclasses.dataclass
+class CompiledArm:
+    """One arm compiled and warmed up: its program and state, and what the tables need."""
+
+    compiled: Any  # the jitted chunk, compiled (jax.stages.Compiled)
+    state: Any
+    cost: dict  # experiments/bench/roofline.compile_with_cost
+    compile_s: float
+    updates: int
+    steps_per_update: int
+
+
+def compile_arm(
+    overrides: list[str], seeds: int, size_pool: bool, steps: int = 0, updates: int = 0
+) -> CompiledArm:
+    """Build, compile and warm up one arm's chunk of `updates` updates (else `steps` env steps
+    per seed, at least one update); `size_pool`: the first arm of a process sizes the CPU
+    thread pool, once, as a run of it would."""
     import jax
 
     from experiments.compose import gradient_batch, load_config
@@ -59,6 +74,23 @@ def _worker(
     from rl_aux.cpu_threads import configure_cpu_threads
     from rl_aux.vectorize import init_seeds, vmapped_chunk
 
+    cfg = load_config([*overrides, f"num_seeds={seeds}"])
+    if size_pool:
+        configure_cpu_threads(cfg.cpu_threads, agent_torso(cfg.agent), gradient_batch(cfg.agent))
+    _, agent = build_agent(cfg)
+    updates = updates or max(steps // agent.steps_per_update, 1)
+    state, axes = init_seeds(agent, seeds)
+    fn = vmapped_chunk(agent, axes, updates, donate=False)
+    compiled, compile_s, cost = compile_with_cost(fn, state)
+    jax.block_until_ready(compiled(state))  # warm-up
+    return CompiledArm(compiled, state, cost, compile_s, updates, agent.steps_per_update)
+
+
+def _worker(
+    case: str, seeds: int, steps: int, repeats: int, heads: list[str], plugins: list[str]
+) -> dict:
+    """Compile every arm of one case in this process, then time them in interleaved rounds
+    (`plugins`: files or modules whose heads are among `heads`)."""
     base = dict((c[0], c[1]) for c in CASES)[case]
     if plugins:
         base = [*base, f"plugins=[{','.join(plugins)}]"]
@@ -66,27 +98,19 @@ def _worker(
     plan = arms(heads)
     plan.pop("all", None)  # built after the solo arms: from the heads that apply here
     for arm, extra in _with_all(plan, heads, out):
-        try:
-            cfg = load_config([*base, f"num_seeds={seeds}", *extra])
-            if not progs:  # the pool is sized once per process: by the plain learner
-                torso, batch = agent_torso(cfg.agent), gradient_batch(cfg.agent)
-                configure_cpu_threads(cfg.cpu_threads, torso, batch)
-            _, agent = build_agent(cfg)
-            updates = max(steps // agent.steps_per_update, 1)
-            state, axes = init_seeds(agent, seeds)
-            fn = vmapped_chunk(agent, axes, updates, donate=False)
-            compiled, compile_s, cost = compile_with_cost(fn, state)
-            jax.block_until_ready(compiled(state))  # warm-up
+        try:  # the pool is sized once per process: by the plain learner
+            c = compile_arm([*base, *extra], seeds, size_pool=not progs, steps=steps)
         except Exception as e:  # noqa: BLE001 - one arm's failure is a table entry, not a crash
             out[arm] = {"error": [f"{type(e).__name__}: {e}"]}
             print(f"  {case} x{seeds} {arm}: {out[arm]['error'][0]}", file=sys.stderr)
             continue
-        env_steps = updates * agent.steps_per_update * seeds
-        out[arm] = {"compile_s": compile_s, "updates": updates, "env_steps": env_steps, **cost,
-                    "flops_per_update": cost["flops"] / updates, "runs_s": []}  # fmt: skip
+        env_steps = c.updates * c.steps_per_update * seeds
+        per_update = c.cost["flops"] / c.updates
+        out[arm] = {"compile_s": c.compile_s, "updates": c.updates, "env_steps": env_steps,
+                    **c.cost, "flops_per_update": per_update, "runs_s": []}  # fmt: skip
         if arm == "all":
             out[arm]["heads"] = extra[0][len("head=[") : -1].split(",")
-        progs[arm] = (compiled, state)
+        progs[arm] = (c.compiled, c.state)
     for arm, runs in time_interleaved(progs, repeats).items():
         out[arm]["runs_s"] = runs
     for r in out.values():
